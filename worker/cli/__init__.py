@@ -1,0 +1,76 @@
+"""The `newswatch` command. Each group lives in its own module; this one wires them and owns the errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from worker import __version__
+from worker.cli import articles, feeds, poll
+from worker.cli.common import Options, err_console, setup_logging
+from worker.errors import ConfigError, NewswatchError
+
+app = typer.Typer(
+    name="newswatch",
+    help="Polls news feeds, stores every article once, finds duplicates, tags Kazakhstan and OTS news.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"newswatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config file (default: $NEWSWATCH_CONFIG, ./config/newswatch.toml)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+) -> None:
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("expected debug, info, warning or error", param_hint="--log-level")
+    ctx.obj = Options(config=config, log_level=log_level)
+    setup_logging(log_level)
+
+
+poll.register(app)
+articles.register(app)
+app.add_typer(feeds.app, name="feeds", help="Subscribe, list, remove, import and export feeds.")
+
+
+def _register_optional() -> None:
+    # Groups owned by the analysis side; imported here so `newswatch --help` lists them.
+    from worker.cli import dedup, evaluate, tags
+
+    app.add_typer(tags.app, name="tags", help="Test, rebuild and evaluate topic tags.")
+    app.add_typer(dedup.app, name="dedup", help="Re-run duplicate detection.")
+    app.add_typer(evaluate.app, name="eval", help="Measure tagging and duplicate detection on labelled data.")
+
+
+_register_optional()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user mistakes end as one `error:` line and exit 1, never a traceback."""
+    try:
+        app(args=argv, prog_name="newswatch", standalone_mode=True)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err_console.print(f"error: {problem}", markup=False, highlight=False)
+        sys.exit(1)
+    except NewswatchError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,89 @@
+"""`show` and `seeds`: look at one stored article; import reference articles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from worker.cli.common import check_format, console, open_store, print_json, progress_bar
+from worker.errors import NewswatchError
+from worker.ingest.seeds import seed_files
+from worker.runtime import import_seeds
+from worker.store.db import session_scope
+from worker.store.queries import ArticleView, article_view
+
+seeds_app = typer.Typer(no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("show")(show)
+    app.add_typer(seeds_app, name="seeds", help="Import reference articles (seeds) that dedup compares against.")
+
+
+def show(
+    ctx: typer.Context,
+    article_id: Annotated[int, typer.Argument(help="Article id.")],
+    why: Annotated[bool, typer.Option("--why", help="Explain the duplicate and story decision.")] = False,
+    output: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+) -> None:
+    """One stored article: text, tags with their evidence, duplicate and story decisions."""
+    check_format(output, ("text", "json"))
+    runtime = open_store(ctx)
+    with session_scope(runtime.engine) as session:
+        view = article_view(session, article_id)
+        if view is None:
+            raise NewswatchError(f"no article {article_id}")
+        data = view.as_json(why=why)
+    if output == "json":
+        print_json(data)
+    else:
+        _print_view(view, data, why)
+
+
+def _print_view(view: ArticleView, data: dict[str, object], why: bool) -> None:
+    a = view.article
+    console.print(f"[bold]{a.title}[/bold]" if a.title else "[dim](no title)[/dim]", highlight=False)
+    meta = [f"#{a.id}", a.source, a.outlet or "", a.published.strftime("%Y-%m-%d %H:%M UTC")]
+    console.print(" · ".join(m for m in meta if m), style="dim", highlight=False, markup=False)
+    if a.url:
+        console.print(a.url, style="blue", highlight=False, markup=False)
+    if view.tags:
+        table = Table("tag", "score", "evidence", title="tags", title_justify="left")
+        for tag in view.tags:
+            evidence = ", ".join(
+                f"{e.get('matched') or e.get('term')} ({e.get('field')}{'@' + str(e['start']) if 'start' in e else ''})"
+                for e in tag.evidence
+            )
+            table.add_row(tag.tag, f"{tag.score:.2f}", evidence)
+        console.print(table)
+    else:
+        console.print("tags: none", style="dim")
+    if a.duplicate_of is not None:
+        console.print(f"duplicate of #{a.duplicate_of} ({a.dup_method}, score {a.dup_score or 0:.2f})", highlight=False)
+    siblings = ", ".join(f"#{s.id}" for s in view.story_siblings) or "none"
+    console.print(f"story {a.story_id} ({a.story_method}); also in this story: {siblings}", highlight=False)
+    if why:
+        print_json(data["why"])
+    console.print()
+    console.print(a.text[:4000] + ("…" if len(a.text) > 4000 else ""), markup=False, highlight=False)
+
+
+@seeds_app.command("import")
+def import_command(
+    ctx: typer.Context,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Seed files or folders (default: seeds.dir).")] = None,
+) -> None:
+    """Store seed documents (a leading `date YYYY-MM-DD`, then the body) as articles that never alert."""
+    runtime = open_store(ctx)
+    targets = list(paths or ([runtime.settings.seeds_dir] if runtime.settings.seeds_dir else []))
+    if not targets:
+        raise NewswatchError("no seed paths given and seeds.dir is not set")
+    total = len(seed_files(targets))
+    with progress_bar("importing seeds", total, enabled=total > 1) as advance:
+        report = import_seeds(runtime, targets, progress=advance)
+    console.print(
+        f"seeds: {report.new} new, {report.updated} updated, {report.unchanged} unchanged", highlight=False
+    )

@@ -1,0 +1,156 @@
+"""`run`, `poll` and `check`: the commands that do the main job, and the one that says if it can."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from worker.cli.common import console, err_console, open_store, options, progress_bar
+from worker.config import load_settings
+from worker.errors import ConfigError, NewswatchError
+from worker.ingest.fetch import Fetcher
+from worker.ingest.pipeline import FeedOutcome, Pipeline, PollSummary
+from worker.runtime import Runtime
+from worker.store import feeds as feed_store
+from worker.store.db import session_scope
+from worker.store.models import Feed
+from worker.timeutil import utcnow
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("poll")(poll)
+    app.command("check")(check)
+
+
+def run(ctx: typer.Context) -> None:
+    """Run the daemon: poll due feeds on schedule until SIGTERM/SIGINT."""
+    from worker.daemon import run_daemon
+
+    run_daemon(open_store(ctx))
+
+
+def poll(
+    ctx: typer.Context,
+    every: Annotated[bool, typer.Option("--all", help="Poll every enabled feed, due or not.")] = False,
+    feed: Annotated[list[str] | None, typer.Option("--feed", help="Poll this feed (URL or id); repeatable.")] = None,
+) -> None:
+    """One pass over the due feeds (or all, or the named ones), then exit — for cron, tests and benchmarks."""
+    runtime = open_store(ctx)
+    pipeline = Pipeline(runtime.settings, runtime.engine, runtime.index, runtime.tagger)
+    try:
+        pipeline.recover_leases()
+        only = None
+        if feed:
+            pipeline.make_due(feed)
+            with session_scope(runtime.engine) as session:
+                only = [feed_store.find_feed(session, ref).id or 0 for ref in feed]
+        elif every:
+            pipeline.make_due()
+        due = _count_due(runtime) if only is None else len(only)
+        with progress_bar("polling", due, enabled=due > 1) as advance:
+
+            def on_feed(_outcome: FeedOutcome) -> None:
+                advance()
+
+            summary = asyncio.run(_one_pass(pipeline, only, on_feed))
+    finally:
+        pipeline.close()
+    _print_summary(summary)
+
+
+async def _one_pass(
+    pipeline: Pipeline, only: list[int] | None, on_feed: Callable[[FeedOutcome], None]
+) -> PollSummary:
+    async with Fetcher(pipeline.settings.http) as fetcher:
+        return await pipeline.run_pass(fetcher, only=only, progress=on_feed)
+
+
+def _count_due(runtime: Runtime) -> int:
+    with session_scope(runtime.engine) as session:
+        return int(
+            session.exec(
+                select(func.count()).where(col(Feed.enabled), col(Feed.next_check) <= utcnow())
+            ).one()
+        )
+
+
+def _print_summary(summary: PollSummary) -> None:
+    console.print(
+        f"polled {summary.feeds} feeds: {summary.new} new articles ({summary.duplicates} duplicates), "
+        f"{summary.updated} updated, {summary.unchanged} unchanged, {summary.errors} with errors",
+        highlight=False,
+    )
+    for line in summary.failed:
+        err_console.print(f"  {line}", markup=False, highlight=False)
+
+
+def check(ctx: typer.Context) -> None:
+    """Validate the config, database, feed list, tag rules and seeds; one line per problem, exit 1 if any."""
+    problems: list[str] = []
+    oks: list[str] = []
+    try:
+        settings = load_settings(options(ctx).config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err_console.print(f"error: {problem}", markup=False, highlight=False)
+        raise typer.Exit(1) from exc
+    source = settings.config_file or "built-in defaults"
+    oks.append(f"config: {source}")
+
+    from worker.runtime import declared_feeds
+    from worker.store.db import check_connection, make_engine
+
+    try:
+        check_connection(make_engine(settings.database_url))
+        oks.append(f"database: {make_engine(settings.database_url).url.render_as_string()}")
+    except NewswatchError as exc:
+        problems.append(str(exc))
+    try:
+        oks.append(f"feeds: {len(declared_feeds(settings))} declared")
+    except NewswatchError as exc:
+        problems.append(str(exc))
+    try:
+        from worker.tagrules import DEFAULT_RULES_PATH, load_rules
+
+        rules_path = settings.tags_file or DEFAULT_RULES_PATH
+        load_rules(rules_path)
+        oks.append(f"tag rules: {rules_path}")
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    except NewswatchError as exc:
+        problems.append(str(exc))
+    problems.extend(_check_seeds(settings.seeds_dir))
+    if settings.channels_file is not None and not settings.channels_file.is_file():
+        problems.append(f"{settings.channels_file}: channels file not found (alerts.channels)")
+
+    for line in oks:
+        console.print(f"ok: {line}", markup=False, highlight=False)
+    for problem in problems:
+        err_console.print(f"error: {problem}", markup=False, highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+def _check_seeds(seeds_dir: Path | None) -> list[str]:
+    if seeds_dir is None:
+        return []
+    from worker.ingest.seeds import read_seed, seed_files
+
+    try:
+        files = seed_files([seeds_dir])
+    except NewswatchError as exc:
+        return [str(exc)]
+    problems = []
+    for path in files:
+        try:
+            read_seed(path)
+        except NewswatchError as exc:
+            problems.append(str(exc))
+    return problems
