@@ -109,7 +109,8 @@ def test_unreadable_and_broken_files_are_one_line_errors(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(
-    ("value", "seconds"), [(90, 90.0), ("90", 90.0), ("15m", 900.0), ("2h", 7200.0), ("1d", 86400.0), (1.5, 1.5)]
+    ("value", "seconds"),
+    [(90, 90.0), ("90", 90.0), ("15m", 900.0), ("2h", 7200.0), ("1d", 86400.0), (1.5, 1.5)],
 )
 def test_durations(value: object, seconds: float) -> None:
     assert parse_duration(value) == seconds

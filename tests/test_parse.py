@@ -595,3 +595,17 @@ def test_relative_guids_keep_their_text_so_identity_survives_a_feed_move() -> No
     assert old.site_url == "http://h.example/home"
     summary = old.entries[0].summary_html
     assert summary is not None and 'href="http://h.example/feeds/rel/1"' in summary
+
+
+def test_utf8_bytes_declared_as_a_legacy_charset_are_read_as_utf8() -> None:
+    text = _rss(
+        _item(guid="w1", title="Астанадағы жиын"), declaration='<?xml version="1.0" encoding="windows-1251"?>'
+    )
+    feed = parse_feed(
+        text.encode("utf-8"),
+        {"content-type": "application/rss+xml; charset=windows-1251"},
+        FEED_URL,
+        FETCHED_AT,
+    )
+    assert _only(feed).title == "Астанадағы жиын"
+    assert feed.warning is not None and "declared windows-1251, but the bytes are UTF-8" in feed.warning

@@ -16,7 +16,9 @@ OK = FetchResult(url="https://x/f", final_url="https://x/f", status=200, body=b"
 def _decide(
     result: FetchResult, errors: int = 0, ttl_seconds: float | None = None, parse_error: str | None = None
 ) -> PollDecision:
-    return decide(NOW, result, errors, POLICY, random.Random(1), ttl_seconds=ttl_seconds, parse_error=parse_error)
+    return decide(
+        NOW, result, errors, POLICY, random.Random(1), ttl_seconds=ttl_seconds, parse_error=parse_error
+    )
 
 
 def test_success_uses_the_interval_and_clears_errors() -> None:
@@ -50,7 +52,9 @@ def test_retry_after_is_honoured_when_longer_than_the_backoff() -> None:
 def test_gone_disables_and_moves_are_reported() -> None:
     gone = FetchResult(url="u", final_url="u", status=410, gone=True, error="HTTP 410 Gone")
     assert _decide(gone).disable_reason == "HTTP 410 Gone"
-    moved = FetchResult(url="u", final_url="https://new/f", status=200, body=b"x", permanent_url="https://new/f")
+    moved = FetchResult(
+        url="u", final_url="https://new/f", status=200, body=b"x", permanent_url="https://new/f"
+    )
     assert _decide(moved).moved_to == "https://new/f"
 
 

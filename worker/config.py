@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,10 +127,8 @@ def _bool(value: Any) -> bool:
 def _number(low: float, high: float) -> Parser:
     def parse(value: Any) -> float:
         if isinstance(value, str):
-            try:
+            with suppress(ValueError):  # left a string: reported below as not a number
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
             raise ValueError(f"expected a number from {low:g} to {high:g}")
         return float(value)
@@ -330,9 +329,7 @@ def _resolve(base: Path, value: str | None, fallback: Path | None = None) -> Pat
     return path if path.is_absolute() else (base / path)
 
 
-def load_settings(
-    explicit: str | Path | None = None, env: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(explicit: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read, validate and resolve the settings. Raises ConfigError listing every problem."""
     env = os.environ if env is None else env
     path = find_config_file(explicit)

@@ -20,6 +20,9 @@ from worker.timeutil import utcnow
 
 log = logging.getLogger("newswatch.daemon")
 
+# Seconds a stop waits for the running poll; systemd's TimeoutStopSec must be longer.
+STOP_GRACE = 8.0
+
 
 class Daemon:
     def __init__(self, runtime: Runtime) -> None:
@@ -27,12 +30,15 @@ class Daemon:
         self.stop = asyncio.Event()
         self.pipeline = Pipeline(runtime.settings, runtime.engine, runtime.index, runtime.tagger)
         self.passes = 0
+        # Held while a tick runs, so that shutdown can wait for it instead of cancelling it mid-transaction.
+        self._ticking = asyncio.Lock()
 
     async def tick(self, fetcher: Fetcher) -> None:
         if self.stop.is_set():
             return
-        summary: PollSummary = await self.pipeline.run_pass(fetcher, self.stop)
-        self.passes += 1
+        async with self._ticking:
+            summary: PollSummary = await self.pipeline.run_pass(fetcher, self.stop)
+            self.passes += 1
         if summary.feeds:
             log.info(
                 "polled %d feeds: %d new articles (%d duplicates), %d updated, %d unchanged, %d errors",
@@ -77,11 +83,14 @@ class Daemon:
             try:
                 await self.stop.wait()
             finally:
+                # No new ticks; the running one (if any) watches self.stop and winds down by itself.
+                # APScheduler's shutdown would cancel it mid-poll, so it comes after.
+                scheduler.pause()
+                try:
+                    await asyncio.wait_for(self._ticking.acquire(), timeout=STOP_GRACE)
+                except TimeoutError:
+                    log.warning("the running poll did not finish within %ss; exiting anyway", STOP_GRACE)
                 scheduler.shutdown(wait=False)
-                # Let the running tick (if any) wind down: it watches self.stop.
-                pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
-                if pending:
-                    await asyncio.wait(pending, timeout=8)
                 self.pipeline.close()
         log.info("newswatch stopped")
 

@@ -5,6 +5,12 @@ and may show a traceback.
 """
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type name when empty), for logs and feed errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class NewswatchError(Exception):
     """Base of all expected errors: the message is meant for the user, one line."""
 

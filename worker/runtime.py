@@ -62,7 +62,9 @@ def declared_feeds(settings: Settings) -> list[feed_store.DeclaredFeed]:
         try:
             data = settings.opml_file.read_bytes()
         except OSError as exc:
-            raise NewswatchError(f"{settings.opml_file}: cannot read OPML file: {exc.strerror or exc}") from exc
+            raise NewswatchError(
+                f"{settings.opml_file}: cannot read OPML file: {exc.strerror or exc}"
+            ) from exc
         known = {d.url for d in declared}
         for outline in parse_opml(data, str(settings.opml_file)):
             if outline.url not in known:
@@ -82,7 +84,10 @@ def open_runtime(config: str | Path | None = None, *, prepare: bool = True) -> R
             report = feed_store.sync_declared(session, declared)
         if report.added or report.changed or report.disabled:
             log.info(
-                "config feeds: %d added, %d changed, %d disabled", report.added, report.changed, report.disabled
+                "config feeds: %d added, %d changed, %d disabled",
+                report.added,
+                report.changed,
+                report.disabled,
             )
         if settings.seeds_auto_import and settings.seeds_dir is not None and settings.seeds_dir.is_dir():
             import_seeds(runtime, [settings.seeds_dir])

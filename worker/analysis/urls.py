@@ -7,16 +7,51 @@ Folds what outlets and trackers vary without changing the page: scheme (https), 
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 # Parameters that identify a campaign or a click, never the page.
 _TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "hsa_", "__hs", "_hs")
 _TRACKING_NAMES = frozenset(
     {
-        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "yclid", "msclkid", "twclid", "igshid", "mc_cid",
-        "mc_eid", "_ga", "_gl", "ref", "ref_src", "ref_url", "referrer", "cmpid", "amp", "amp_js_v", "usqp", "outputtype", "s_cid", "ocid", "ncid", "ns_mchannel",
-        "ns_source", "ns_campaign", "ns_linkname", "ns_fee", "sr_share", "at_medium", "at_campaign",
-        "oly_enc_id", "oly_anon_id", "vero_id", "wt.mc_id", "__twitter_impression",
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "yclid",
+        "msclkid",
+        "twclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "ref",
+        "ref_src",
+        "ref_url",
+        "referrer",
+        "cmpid",
+        "amp",
+        "amp_js_v",
+        "usqp",
+        "outputtype",
+        "s_cid",
+        "ocid",
+        "ncid",
+        "ns_mchannel",
+        "ns_source",
+        "ns_campaign",
+        "ns_linkname",
+        "ns_fee",
+        "sr_share",
+        "at_medium",
+        "at_campaign",
+        "oly_enc_id",
+        "oly_anon_id",
+        "vero_id",
+        "wt.mc_id",
+        "__twitter_impression",
     }
 )
 # Host prefixes of mobile and AMP mirrors of the same site.
@@ -46,10 +81,8 @@ def canonical_url(url: str | None) -> str | None:
     if scheme not in ("http", "https") or not parts.hostname:
         return None
     host = parts.hostname.lower().rstrip(".")
-    try:
+    with suppress(UnicodeError):  # not IDNA-encodable: keep the host as written
         host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        pass
     host = _MIRROR_HOST.sub("", host)
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
 
@@ -62,7 +95,5 @@ def canonical_url(url: str | None) -> str | None:
     if path.endswith(("/index.html", "/index.htm", "/index.php")):
         path = path.rsplit("/", 1)[0] or "/"
 
-    query = sorted(
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
-    )
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k))
     return urlunsplit(("https", netloc, path, urlencode(query), ""))

@@ -10,7 +10,7 @@ import typer
 
 from worker import __version__
 from worker.cli import articles, feeds, poll
-from worker.cli.common import Options, err_console, setup_logging
+from worker.cli.common import Options, error_line, setup_logging
 from worker.errors import ConfigError, NewswatchError
 
 app = typer.Typer(
@@ -33,7 +33,9 @@ def _root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Config file (default: $NEWSWATCH_CONFIG, ./config/newswatch.toml)."),
+        typer.Option(
+            "--config", "-c", help="Config file (default: $NEWSWATCH_CONFIG, ./config/newswatch.toml)."
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
@@ -67,10 +69,10 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="newswatch", standalone_mode=True)
     except ConfigError as exc:
         for problem in exc.problems:
-            err_console.print(f"error: {problem}", markup=False, highlight=False)
+            error_line(problem)
         sys.exit(1)
     except NewswatchError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False)
+        error_line(str(exc))
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

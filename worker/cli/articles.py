@@ -20,7 +20,9 @@ seeds_app = typer.Typer(no_args_is_help=True)
 
 def register(app: typer.Typer) -> None:
     app.command("show")(show)
-    app.add_typer(seeds_app, name="seeds", help="Import reference articles (seeds) that dedup compares against.")
+    app.add_typer(
+        seeds_app, name="seeds", help="Import reference articles (seeds) that dedup compares against."
+    )
 
 
 def show(
@@ -43,6 +45,11 @@ def show(
         _print_view(view, data, why)
 
 
+def _evidence_text(evidence: dict[str, object]) -> str:
+    place = f"@{evidence['start']}" if "start" in evidence else ""
+    return f"{evidence.get('matched') or evidence.get('term')} ({evidence.get('field')}{place})"
+
+
 def _print_view(view: ArticleView, data: dict[str, object], why: bool) -> None:
     a = view.article
     console.print(f"[bold]{a.title}[/bold]" if a.title else "[dim](no title)[/dim]", highlight=False)
@@ -53,16 +60,15 @@ def _print_view(view: ArticleView, data: dict[str, object], why: bool) -> None:
     if view.tags:
         table = Table("tag", "score", "evidence", title="tags", title_justify="left")
         for tag in view.tags:
-            evidence = ", ".join(
-                f"{e.get('matched') or e.get('term')} ({e.get('field')}{'@' + str(e['start']) if 'start' in e else ''})"
-                for e in tag.evidence
-            )
+            evidence = ", ".join(_evidence_text(e) for e in tag.evidence)
             table.add_row(tag.tag, f"{tag.score:.2f}", evidence)
         console.print(table)
     else:
         console.print("tags: none", style="dim")
     if a.duplicate_of is not None:
-        console.print(f"duplicate of #{a.duplicate_of} ({a.dup_method}, score {a.dup_score or 0:.2f})", highlight=False)
+        console.print(
+            f"duplicate of #{a.duplicate_of} ({a.dup_method}, score {a.dup_score or 0:.2f})", highlight=False
+        )
     siblings = ", ".join(f"#{s.id}" for s in view.story_siblings) or "none"
     console.print(f"story {a.story_id} ({a.story_method}); also in this story: {siblings}", highlight=False)
     if why:
@@ -74,7 +80,9 @@ def _print_view(view: ArticleView, data: dict[str, object], why: bool) -> None:
 @seeds_app.command("import")
 def import_command(
     ctx: typer.Context,
-    paths: Annotated[list[Path] | None, typer.Argument(help="Seed files or folders (default: seeds.dir).")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Seed files or folders (default: seeds.dir).")
+    ] = None,
 ) -> None:
     """Store seed documents (a leading `date YYYY-MM-DD`, then the body) as articles that never alert."""
     runtime = open_store(ctx)

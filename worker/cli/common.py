@@ -19,8 +19,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from worker.runtime import Runtime, open_runtime
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a line stays one line (scripts grep them); tables still fit the terminal.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    """One `error: …` line on stderr: the only way a user mistake is reported."""
+    sys.stderr.write(f"error: {message}\n")
+
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # journald stamps every line itself: a second timestamp would only be noise.
@@ -43,7 +50,7 @@ def options(ctx: typer.Context) -> Options:
 def setup_logging(level: str) -> None:
     fmt = JOURNAL_LOG_FORMAT if os.environ.get("JOURNAL_STREAM") else LOG_FORMAT
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr, force=True)
-    for noisy in ("httpx", "httpcore", "apscheduler"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 

@@ -14,9 +14,13 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("tags")
 def eval_tags(
-    file: Annotated[Path, typer.Argument(help="Labelled items, one JSON object a line (tagging.jsonl format).")],
+    file: Annotated[
+        Path, typer.Argument(help="Labelled items, one JSON object a line (tagging.jsonl format).")
+    ],
     output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
-    rules: Annotated[Path | None, typer.Option(help="Tag rules to evaluate (default: the configured ones).")] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="Tag rules to evaluate (default: the configured ones).")
+    ] = None,
 ) -> None:
     """Per-tag precision, recall and F1 of the real tagger, with the misclassified ids."""
     from worker.cli.tags import eval_tags_command

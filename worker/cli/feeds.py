@@ -43,7 +43,9 @@ def _url(value: str) -> str:
 def add(
     ctx: typer.Context,
     url: str,
-    interval: Annotated[str | None, typer.Option(help='Poll interval, e.g. "15m" (default: poll.interval).')] = None,
+    interval: Annotated[
+        str | None, typer.Option(help='Poll interval, e.g. "15m" (default: poll.interval).')
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Tag every article of this feed; repeatable.")] = None,
 ) -> None:
     """Subscribe to a feed (kept in the store; feeds in the config file are managed there)."""
@@ -78,7 +80,17 @@ def list_feeds(
         print_json([row.as_json() for row in rows])
         return
     table = Table(title=f"{len(rows)} feeds", title_justify="left")
-    for column in ("id", "status", "feed", "http", "articles", "errors", "last fetch", "next check", "last error"):
+    for column in (
+        "id",
+        "status",
+        "feed",
+        "http",
+        "articles",
+        "errors",
+        "last fetch",
+        "next check",
+        "last error",
+    ):
         table.add_column(column, overflow="fold", no_wrap=column in ("id", "status", "http", "articles"))
     for row in rows:
         table.add_row(
@@ -122,13 +134,17 @@ def import_opml(ctx: typer.Context, file: Path) -> None:
                 if outline.title and not feed.title:
                     feed.title = outline.title
             added += 1
-    console.print(f"imported {added} feeds ({skipped} already subscribed, {invalid} invalid)", highlight=False)
+    console.print(
+        f"imported {added} feeds ({skipped} already subscribed, {invalid} invalid)", highlight=False
+    )
 
 
 @app.command("export")
 def export_opml(
     ctx: typer.Context,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
 ) -> None:
     """All enabled feeds as OPML."""
     runtime = open_store(ctx)

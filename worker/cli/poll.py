@@ -11,7 +11,7 @@ import typer
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from worker.cli.common import console, err_console, open_store, options, progress_bar
+from worker.cli.common import console, err_console, error_line, open_store, options, progress_bar
 from worker.config import load_settings
 from worker.errors import ConfigError, NewswatchError
 from worker.ingest.fetch import Fetcher
@@ -39,7 +39,9 @@ def run(ctx: typer.Context) -> None:
 def poll(
     ctx: typer.Context,
     every: Annotated[bool, typer.Option("--all", help="Poll every enabled feed, due or not.")] = False,
-    feed: Annotated[list[str] | None, typer.Option("--feed", help="Poll this feed (URL or id); repeatable.")] = None,
+    feed: Annotated[
+        list[str] | None, typer.Option("--feed", help="Poll this feed (URL or id); repeatable.")
+    ] = None,
 ) -> None:
     """One pass over the due feeds (or all, or the named ones), then exit — for cron, tests and benchmarks."""
     runtime = open_store(ctx)
@@ -99,7 +101,7 @@ def check(ctx: typer.Context) -> None:
         settings = load_settings(options(ctx).config)
     except ConfigError as exc:
         for problem in exc.problems:
-            err_console.print(f"error: {problem}", markup=False, highlight=False)
+            error_line(problem)
         raise typer.Exit(1) from exc
     source = settings.config_file or "built-in defaults"
     oks.append(f"config: {source}")
@@ -133,7 +135,7 @@ def check(ctx: typer.Context) -> None:
     for line in oks:
         console.print(f"ok: {line}", markup=False, highlight=False)
     for problem in problems:
-        err_console.print(f"error: {problem}", markup=False, highlight=False)
+        error_line(problem)
     if problems:
         raise typer.Exit(1)
 

@@ -185,6 +185,10 @@ def _is_json(start: bytes, media_type: str) -> bool:
 
 
 def _read_xml_feed(body: bytes, headers: Mapping[str, str], url: str) -> _RawFeed:
+    warnings = []
+    body, headers, repaired = _trust_utf8_bytes(body, headers)
+    if repaired:
+        warnings.append(f"declared {repaired}, but the bytes are UTF-8: read as UTF-8")
     response_headers = dict(headers)
     doc_base = _join(url, headers.get("content-location", "")) or url
     # feedparser resolves relative URIs — guids included — against Content-Location. It gets a sentinel base
@@ -208,7 +212,6 @@ def _read_xml_feed(body: bytes, headers: Mapping[str, str], url: str) -> _RawFee
         reason = _not_a_feed_reason(body, headers, result)
         if reason:
             raise ParseError(reason)
-    warnings = []
     if result.get("bozo"):
         warnings.append(f"ill-formed feed, parsed anyway: {_one_line(result.get('bozo_exception'))}")
     kept, limit_warning = _limit(entries)
@@ -228,6 +231,36 @@ def _read_xml_feed(body: bytes, headers: Mapping[str, str], url: str) -> _RawFee
         entries=[_xml_entry(entry, context) for entry in kept],
         warnings=warnings,
     )
+
+
+_XML_DECLARED_ENCODING = re.compile(rb"""(<\?xml[^>]*?encoding\s*=\s*["'])([A-Za-z0-9._:-]+)(["'])""")
+_CHARSET_PARAM = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)\"?", re.IGNORECASE)
+_UTF_FAMILY = ("utf-8", "utf8", "utf-16", "utf-32", "ucs-2", "ucs-4")
+
+
+def _trust_utf8_bytes(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, Mapping[str, str], str | None]:
+    """Bytes that are valid UTF-8 with multi-byte sequences, declared in a legacy charset, are read as UTF-8.
+
+    Legacy 8-bit text is practically never valid UTF-8 once it has non-ASCII bytes, while servers and CMSs
+    that declare windows-1251 or latin-1 for UTF-8 content are common. Returns the body and headers to
+    parse, and the wrong declaration when one was overridden.
+    """
+    if body.isascii():
+        return body, headers, None
+    declared = [m.group(2).decode("ascii", "replace") for m in _XML_DECLARED_ENCODING.finditer(body[:512])]
+    header = _CHARSET_PARAM.search(headers.get("content-type", ""))
+    if header:
+        declared.append(header.group(1))
+    legacy = [d for d in declared if not d.lower().startswith(_UTF_FAMILY)]
+    if not legacy:
+        return body, headers, None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body, headers, None
+    fixed = _XML_DECLARED_ENCODING.sub(rb"\1utf-8\3", body[:512], count=1) + body[512:]
+    content_type = _CHARSET_PARAM.sub("charset=utf-8", headers.get("content-type", ""))
+    return fixed, {**headers, "content-type": content_type}, legacy[0]
 
 
 def _repair_char_refs(body: bytes) -> bytes:

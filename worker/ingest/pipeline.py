@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from worker.config import Settings
-from worker.errors import NewswatchError, ParseError
+from worker.errors import NewswatchError, ParseError, one_line
 from worker.ingest import schedule
 from worker.ingest.fetch import Fetcher, FetchRequest, FetchResult
 from worker.ingest.parse import ParsedEntry, ParsedFeed, parse_feed
@@ -184,7 +184,9 @@ class Pipeline:
     def _claim(self, limit: int, only: frozenset[int] | None) -> list[FeedSnapshot]:
         with session_scope(self.engine) as session:
             claimed = feed_store.claim_due(session, self.owner, utcnow(), limit, self.settings.poll_lease)
-            snapshots = [FeedSnapshot(f.id, f.url, f.etag, f.last_modified) for f in claimed if f.id is not None]
+            snapshots = [
+                FeedSnapshot(f.id, f.url, f.etag, f.last_modified) for f in claimed if f.id is not None
+            ]
             if only is not None:
                 extra = [s.id for s in snapshots if s.id not in only]
                 feed_store.release(session, extra, self.owner)
@@ -204,7 +206,7 @@ class Pipeline:
         only: Sequence[int] | None = None,
         progress: Callable[[FeedOutcome], None] | None = None,
     ) -> PollSummary:
-        """Poll every due feed once, `concurrency` at a time, claiming in small batches to keep leases fresh."""
+        """Poll every due feed once, `concurrency` at a time, claiming in small batches (fresh leases)."""
         stop = stop or asyncio.Event()
         only_set = frozenset(only) if only is not None else None
         summary = PollSummary()
@@ -272,7 +274,7 @@ class Pipeline:
             with session_scope(self.engine) as session:
                 return self._process(session, snap, result)
         except (SQLAlchemyError, NewswatchError, ValueError, TypeError, RecursionError) as exc:
-            message = f"could not store feed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            message = f"could not store feed: {type(exc).__name__}: {one_line(exc)}"
             log.error("%s: %s", snap.url, message, exc_info=log.isEnabledFor(logging.DEBUG))
             with session_scope(self.engine) as session:
                 feed = session.get(Feed, snap.id)
@@ -288,7 +290,9 @@ class Pipeline:
             return FeedOutcome(snap.id, snap.url, unchanged=True)
         first_poll = feed.polls == 0
         body_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else None
-        unchanged = result.error is None and (result.not_modified or (body_hash is not None and body_hash == feed.body_hash))
+        unchanged = result.error is None and (
+            result.not_modified or (body_hash is not None and body_hash == feed.body_hash)
+        )
 
         parsed: ParsedFeed | None = None
         parse_error: str | None = None
@@ -342,7 +346,10 @@ class Pipeline:
             feed.disabled_reason = decision.disable_reason
         if decision.moved_to is not None and decision.moved_to != feed.url:
             session = Session.object_session(feed)
-            taken = session is not None and session.exec(select(Feed.id).where(Feed.url == decision.moved_to)).first()
+            taken = (
+                session is not None
+                and session.exec(select(Feed.id).where(Feed.url == decision.moved_to)).first()
+            )
             if not taken:
                 log.info("%s moved permanently to %s", feed.url, decision.moved_to)
                 feed.url = decision.moved_to
@@ -362,14 +369,16 @@ class Pipeline:
             except (SQLAlchemyError, ValueError, TypeError) as exc:
                 # One bad entry must not cost the feed its other items.
                 skipped += 1
-                log.warning("%s: skipped entry %r: %s", feed.url, entry.guid[:80], str(exc).splitlines()[0][:200])
+                log.warning("%s: skipped entry %r: %s", feed.url, entry.guid[:80], one_line(exc))
                 continue
             if stored.outcome == "new":
                 new += 1
                 duplicates += stored.article.duplicate_of is not None
             elif stored.outcome == "updated":
                 updated += 1
-        return FeedOutcome(feed.id, feed.url, new=new, updated=updated, duplicates=duplicates, skipped=skipped)
+        return FeedOutcome(
+            feed.id, feed.url, new=new, updated=updated, duplicates=duplicates, skipped=skipped
+        )
 
     def _new_article(
         self, feed: Feed, entry: ParsedEntry, parsed: ParsedFeed, oldest_alert: datetime, first_poll: bool

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from worker.analysis.dedup import Decision, Document, content_hash
 from worker.analysis.urls import canonical_url
@@ -113,10 +113,8 @@ def _key_owner(session: Session, kind: str, value: str | None) -> tuple[bool, in
     """(key exists, owning article id — None for a tombstone)."""
     if value is None:
         return False, None
-    row = session.execute(
-        select(IdentityKey.article_id).where(IdentityKey.kind == kind, IdentityKey.value == key_value(value))
-    ).first()
-    return (row is not None, row[0] if row is not None else None)
+    key = session.get(IdentityKey, (kind, key_value(value)))
+    return (key is not None, key.article_id if key is not None else None)
 
 
 def _root(session: Session, article_id: int) -> Article | None:
@@ -126,7 +124,9 @@ def _root(session: Session, article_id: int) -> Article | None:
     return article
 
 
-def _exact_duplicate(session: Session, url: str | None, digest: str | None) -> Decision | Literal["tombstone"] | None:
+def _exact_duplicate(
+    session: Session, url: str | None, digest: str | None
+) -> Decision | Literal["tombstone"] | None:
     for kind, value in ((KEY_URL, url), (KEY_HASH, digest)):
         exists, owner_id = _key_owner(session, kind, value)
         if not exists:
@@ -149,7 +149,7 @@ def _exact_duplicate(session: Session, url: str | None, digest: str | None) -> D
 
 
 def replace_tags(session: Session, article_id: int, results: Sequence[Any]) -> None:
-    session.execute(delete(ArticleTag).where(ArticleTag.article_id == article_id))  # type: ignore[arg-type]
+    session.execute(delete(ArticleTag).where(col(ArticleTag.article_id) == article_id))
     for result in results:
         session.add(
             ArticleTag(

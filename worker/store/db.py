@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
-from worker.errors import StoreError
+from worker.errors import StoreError, one_line
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -100,8 +100,7 @@ def check_connection(engine: Engine) -> None:
 
 
 def _first_line(exc: SQLAlchemyError) -> str:
-    original = getattr(exc, "orig", None) or exc
-    return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    return one_line(getattr(exc, "orig", None) or exc)
 
 
 @contextmanager

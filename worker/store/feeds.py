@@ -161,9 +161,7 @@ def remove_feed(session: Session, ref: str) -> Feed:
 
 
 def health(session: Session) -> list[FeedHealth]:
-    counts = dict(
-        session.exec(select(Article.feed_id, func.count()).group_by(col(Article.feed_id))).all()
-    )
+    counts = dict(session.exec(select(Article.feed_id, func.count()).group_by(col(Article.feed_id))).all())
     rows = []
     for feed in session.exec(select(Feed).order_by(col(Feed.id))):
         assert feed.id is not None
@@ -184,7 +182,9 @@ def health(session: Session) -> list[FeedHealth]:
                 http_status=feed.http_status,
                 articles=int(counts.get(feed.id, 0)),
                 error_count=feed.error_count,
-                last_error=feed.last_error if feed.enabled or not feed.disabled_reason else feed.disabled_reason,
+                last_error=feed.last_error
+                if feed.enabled or not feed.disabled_reason
+                else feed.disabled_reason,
                 last_fetch=feed.last_fetch,
                 next_check=feed.next_check,
                 interval=feed.interval_seconds,

@@ -42,7 +42,8 @@ class ArticleView:
             "story_siblings": [s.id for s in self.story_siblings],
             "alertable": a.alertable,
             "deliveries": [
-                {"id": d.id, "target": d.target, "status": d.status, "attempts": d.attempts} for d in self.deliveries
+                {"id": d.id, "target": d.target, "status": d.status, "attempts": d.attempts}
+                for d in self.deliveries
             ],
         }
         if why:
@@ -66,7 +67,11 @@ def article_view(session: Session, article_id: int, sibling_limit: int = 50) -> 
         return None
     feed = session.get(Feed, article.feed_id) if article.feed_id is not None else None
     tags = list(
-        session.exec(select(ArticleTag).where(ArticleTag.article_id == article_id).order_by(col(ArticleTag.score).desc()))
+        session.exec(
+            select(ArticleTag)
+            .where(ArticleTag.article_id == article_id)
+            .order_by(col(ArticleTag.score).desc())
+        )
     )
     original = session.get(Article, article.duplicate_of) if article.duplicate_of is not None else None
     siblings: list[Article] = []
