@@ -12,6 +12,7 @@ from worker.cli.common import age, check_format, console, open_store, print_json
 from worker.config import check_feed_url, parse_duration
 from worker.errors import NewswatchError
 from worker.ingest.opml import OutlineFeed, parse_opml, render_opml
+from worker.redact import redact_url
 from worker.store import feeds as feed_store
 from worker.store.db import session_scope
 
@@ -54,7 +55,7 @@ def add(
     runtime = open_store(ctx)
     with session_scope(runtime.engine) as session:
         feed = feed_store.add_feed(session, url, seconds, tag or ())
-        console.print(f"added feed {feed.id}: {feed.url}", highlight=False, markup=False)
+        console.print(f"added feed {feed.id}: {redact_url(feed.url)}", highlight=False, markup=False)
 
 
 @app.command("remove")
@@ -63,7 +64,7 @@ def remove(ctx: typer.Context, feed: Annotated[str, typer.Argument(help="Feed UR
     runtime = open_store(ctx)
     with session_scope(runtime.engine) as session:
         removed = feed_store.remove_feed(session, feed)
-        console.print(f"removed feed {removed.id}: {removed.url}", highlight=False, markup=False)
+        console.print(f"removed feed {removed.id}: {redact_url(removed.url)}", highlight=False, markup=False)
 
 
 @app.command("list")
@@ -96,7 +97,7 @@ def list_feeds(
         table.add_row(
             str(row.id),
             f"[{_STATUS_STYLE[row.status]}]{row.status}[/]",
-            (row.title + "\n" if row.title else "") + row.url,
+            (row.title + "\n" if row.title else "") + redact_url(row.url),
             str(row.http_status or "-"),
             str(row.articles),
             str(row.error_count),

@@ -30,8 +30,9 @@ from worker.errors import NewswatchError, ParseError, one_line
 from worker.ingest import schedule
 from worker.ingest.fetch import Fetcher, FetchRequest, FetchResult
 from worker.ingest.parse import ParsedEntry, ParsedFeed, parse_feed
+from worker.redact import redact_url
 from worker.store import feeds as feed_store
-from worker.store.articles import NearDuplicateIndex, NewArticle, TagSource, store_item
+from worker.store.articles import FeedTags, NearDuplicateIndex, NewArticle, TagSource, store_item
 from worker.store.db import is_sqlite, session_scope
 from worker.store.models import SOURCE_FEED, Feed
 from worker.timeutil import utcnow
@@ -93,7 +94,7 @@ class PollSummary:
             self.unchanged += 1
         if other.error:
             self.errors += 1
-            self.failed.append(f"{other.url}: {other.error}")
+            self.failed.append(f"{redact_url(other.url)}: {other.error}")
 
 
 @dataclass(frozen=True)
@@ -106,28 +107,6 @@ class FeedOutcome:
     skipped: int = 0
     unchanged: bool = False
     error: str | None = None
-
-
-class FeedTags:
-    """The tagger's tags plus the tags the config gives a whole feed (score 1, evidence "feed")."""
-
-    @dataclass(frozen=True)
-    class _Result:
-        tag: str
-        score: float
-        evidence: tuple[dict[str, Any], ...]
-
-    def __init__(self, tagger: TagSource | None, feed_tags: Sequence[str]) -> None:
-        self.tagger = tagger
-        self.feed_tags = tuple(feed_tags)
-
-    def tag(self, title: str, text: str) -> Sequence[Any]:
-        results = list(self.tagger.tag(title, text)) if self.tagger is not None else []
-        present = {r.tag for r in results}
-        for name in self.feed_tags:
-            if name not in present:
-                results.append(self._Result(name, 1.0, ({"term": "feed", "field": "feed"},)))
-        return results
 
 
 class Pipeline:
@@ -275,7 +254,7 @@ class Pipeline:
                 return self._process(session, snap, result)
         except (SQLAlchemyError, NewswatchError, ValueError, TypeError, RecursionError) as exc:
             message = f"could not store feed: {type(exc).__name__}: {one_line(exc)}"
-            log.error("%s: %s", snap.url, message, exc_info=log.isEnabledFor(logging.DEBUG))
+            log.error("%s: %s", redact_url(snap.url), message, exc_info=log.isEnabledFor(logging.DEBUG))
             with session_scope(self.engine) as session:
                 feed = session.get(Feed, snap.id)
                 if feed is not None:
@@ -317,7 +296,7 @@ class Pipeline:
             feed.last_success = now
         self._apply_schedule(feed, result, parsed, parse_error, now)
         if outcome.error:
-            log.warning("%s: %s", snap.url, outcome.error)
+            log.warning("%s: %s", redact_url(snap.url), outcome.error)
         return outcome
 
     def _apply_schedule(
@@ -351,7 +330,7 @@ class Pipeline:
                 and session.exec(select(Feed.id).where(Feed.url == decision.moved_to)).first()
             )
             if not taken:
-                log.info("%s moved permanently to %s", feed.url, decision.moved_to)
+                log.info("%s moved permanently to %s", redact_url(feed.url), redact_url(decision.moved_to))
                 feed.url = decision.moved_to
 
     def _store_entries(
@@ -369,7 +348,7 @@ class Pipeline:
             except (SQLAlchemyError, ValueError, TypeError) as exc:
                 # One bad entry must not cost the feed its other items.
                 skipped += 1
-                log.warning("%s: skipped entry %r: %s", feed.url, entry.guid[:80], one_line(exc))
+                log.warning("%s: skipped entry %r: %s", redact_url(feed.url), entry.guid[:80], one_line(exc))
                 continue
             if stored.outcome == "new":
                 new += 1

@@ -6,7 +6,8 @@ article is decided by the same code. It runs inside the caller's transaction and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -14,7 +15,7 @@ from typing import Any, Literal, Protocol
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from worker.analysis.dedup import Decision, Document, content_hash
 from worker.analysis.urls import canonical_url
@@ -25,6 +26,7 @@ from worker.store.models import (
     SOURCE_SEED,
     Article,
     ArticleTag,
+    Feed,
     IdentityKey,
 )
 from worker.timeutil import utcnow
@@ -276,3 +278,57 @@ def _update(
     if tagger is not None:
         replace_tags(session, article.id, tagger.tag(article.title, article.text))
     return StoredItem(article, "updated")
+
+
+@dataclass(frozen=True)
+class _FeedTag:
+    tag: str
+    score: float
+    evidence: tuple[dict[str, Any], ...]
+
+
+class FeedTags:
+    """The tagger's tags plus the tags the config gives a whole feed (score 1, evidence "feed")."""
+
+    def __init__(self, tagger: TagSource | None, feed_tags: Sequence[str]) -> None:
+        self.tagger = tagger
+        self.feed_tags = tuple(feed_tags)
+
+    def tag(self, title: str, text: str) -> Sequence[Any]:
+        results = list(self.tagger.tag(title, text)) if self.tagger is not None else []
+        present = {r.tag for r in results}
+        for name in self.feed_tags:
+            if name not in present:
+                results.append(_FeedTag(name, 1.0, ({"term": "feed", "field": "feed"},)))
+        return results
+
+
+def retag_all(
+    session_factory: Callable[[], AbstractContextManager[Session]],
+    tagger: TagSource,
+    batch: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Re-tag every stored article after the rules changed, `batch` articles a transaction."""
+    done = 0
+    last_id = 0
+    while True:
+        with session_factory() as session:
+            rows = session.exec(
+                select(Article.id, Article.title, Article.text, Article.feed_id)
+                .where(col(Article.id) > last_id)
+                .order_by(col(Article.id))
+                .limit(batch)
+            ).all()
+            if not rows:
+                return done
+            feeds = {
+                f.id: f.tags for f in session.exec(select(Feed).where(col(Feed.id).in_({r[3] for r in rows})))
+            }
+            for article_id, title, text, feed_id in rows:
+                assert article_id is not None
+                replace_tags(session, article_id, FeedTags(tagger, feeds.get(feed_id, [])).tag(title, text))
+                last_id = article_id
+            done += len(rows)
+        if progress is not None:
+            progress(len(rows))

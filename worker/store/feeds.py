@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from worker.errors import NewswatchError
+from worker.redact import redact_url
 from worker.store.models import FEED_ORIGIN_CONFIG, FEED_ORIGIN_USER, Article, Feed
 from worker.timeutil import utcnow
 
@@ -58,7 +59,7 @@ class FeedHealth:
 
         return {
             "id": self.id,
-            "url": self.url,
+            "url": redact_url(self.url),
             "title": self.title,
             "status": self.status,
             "http_status": self.http_status,
@@ -129,7 +130,7 @@ def add_feed(session: Session, url: str, interval: float | None = None, tags: It
     existing = session.exec(select(Feed).where(Feed.url == url)).first()
     if existing is not None:
         if existing.enabled:
-            raise NewswatchError(f"feed {url} is already subscribed")
+            raise NewswatchError(f"feed {redact_url(url)} is already subscribed")
         existing.enabled = True
         existing.disabled_reason = None
         existing.next_check = utcnow()
@@ -147,7 +148,7 @@ def find_feed(session: Session, ref: str) -> Feed:
         query = select(Feed).where(Feed.id == int(ref))
     feed = session.exec(query).first()
     if feed is None:
-        raise NewswatchError(f"no feed {ref} (see `newswatch feeds list`)")
+        raise NewswatchError(f"no feed {redact_url(ref)} (see `newswatch feeds list`)")
     return feed
 
 
