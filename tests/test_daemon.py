@@ -103,9 +103,7 @@ def test_sigterm_mid_poll_exits_zero_quickly_and_a_restart_loses_nothing(
     db = tmp_path / "newswatch.db"
     daemon = _start(config)
     try:
-        assert _wait_for(
-            lambda: _stored(db) > 0, 30
-        )
+        assert _wait_for(lambda: _stored(db) > 0, 30)
         assert _count(db, "SELECT count(*) FROM article WHERE source = 'feed'") < FEEDS * ITEMS  # mid-poll
         started = time.monotonic()
         daemon.send_signal(signal.SIGTERM)
@@ -128,9 +126,7 @@ def test_kill_9_mid_poll_then_restart_stores_everything_once(tmp_path: Path, fee
     db = tmp_path / "newswatch.db"
     daemon = _start(config)
     try:
-        assert _wait_for(
-            lambda: _stored(db) > 0, 30
-        )
+        assert _wait_for(lambda: _stored(db) > 0, 30)
         daemon.kill()
         daemon.wait(timeout=10)
     finally:

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -108,6 +107,14 @@ def upgrade() -> None:
         batch_op.create_index("ix_article_tag_tag", ["tag", "article_id"], unique=False)
 
     op.create_table(
+        "dedup_profile",
+        sa.Column("article_id", sa.Integer(), nullable=False),
+        sa.Column("shingles", sa.LargeBinary(), nullable=False),
+        sa.Column("terms", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["article_id"], ["article.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("article_id"),
+    )
+    op.create_table(
         "delivery",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("article_id", sa.Integer(), nullable=True),
@@ -138,6 +145,7 @@ def upgrade() -> None:
         sa.Column("article_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["article_id"], ["article.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("band", "value", "article_id"),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("fingerprint", schema=None) as batch_op:
         batch_op.create_index("ix_fingerprint_article", ["article_id"], unique=False)
@@ -168,6 +176,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_delivery_due")
 
     op.drop_table("delivery")
+    op.drop_table("dedup_profile")
     with op.batch_alter_table("article_tag", schema=None) as batch_op:
         batch_op.drop_index("ix_article_tag_tag")
 
