@@ -201,3 +201,26 @@ def test_seeds_are_imported_once_and_never_alert(tmp_path: Path, capsys: pytest.
     bad.write_text("no date here\nbody", encoding="utf-8")
     code, _, err = cli(capsys, "--config", config, "seeds", "import", str(bad))
     assert code == 1 and "a seed starts with `date YYYY-MM-DD`" in err
+
+
+def test_tags_rebuild_retags_the_store_and_keeps_feed_tags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], feed_server: FeedServer
+) -> None:
+    url = feed_server.set(
+        "/plain.xml",
+        rss(
+            "Plain", [{"title": "Weather report", "guid": "w1", "description": "Rain in the hills tomorrow."}]
+        ),
+    )
+    config = str(write_config(tmp_path, f'[[feeds]]\nurl = "{url}"\ntags = ["regional"]\n'))
+    assert cli(capsys, "--config", config, "poll")[0] == 0
+    db = tmp_path / "newswatch.db"
+    with sqlite3.connect(db) as conn:
+        before = sorted(conn.execute("SELECT article_id, tag FROM article_tag").fetchall())
+        conn.execute("DELETE FROM article_tag")
+    code, out, err = cli(capsys, "--config", config, "tags", "rebuild")
+    assert code == 0 and "re-tagged 2 articles" in out, err
+    with sqlite3.connect(db) as conn:
+        after = sorted(conn.execute("SELECT article_id, tag FROM article_tag").fetchall())
+    assert after == before
+    assert ("regional" in {tag for _, tag in after}) and ("kazakhstan" in {tag for _, tag in after})

@@ -39,7 +39,7 @@ _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _SCRIPT_LETTERS = re.compile(r"[A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]+")
 _HAS_CYRILLIC_OR_GREEK = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
-_HAS_LATIN = re.compile(r"[A-Za-z]")
+_HAS_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _WORD = re.compile(r"\w+")
 
 # Folding for matching: Turkish/Azerbaijani dotless i and a few letters NFD does not decompose.

@@ -98,9 +98,12 @@ def age(value: datetime | None) -> str:
 
 @contextmanager
 def progress_bar(description: str, total: int | None, enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar on a terminal (stderr), silent otherwise; yields an `advance()` callable."""
+    """A rich progress bar on a terminal (stderr), silent otherwise; yields `advance(steps=1)`.
+
+    Callbacks that pass a non-number (a path, an outcome) advance by one.
+    """
     if not enabled or not err_console.is_terminal:
-        yield lambda *_args: None
+        yield lambda _steps=1: None
         return
     with Progress(
         TextColumn("{task.description}"),
@@ -111,4 +114,4 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
         transient=True,
     ) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda *_args: progress.advance(task)
+        yield lambda steps=1: progress.advance(task, steps if isinstance(steps, int) else 1)
