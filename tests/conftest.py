@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from tests.feedserver import feed_server  # noqa: F401  (fixture)
+from tests.receivers import smtp_server, webhook  # noqa: F401  (fixtures)
 from worker.store.db import make_engine, migrate
 
 REPO = Path(__file__).resolve().parents[1]

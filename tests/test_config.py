@@ -29,7 +29,7 @@ def test_minimal_config_from_readme_is_valid_and_defaults_the_rest(tmp_path: Pat
     assert settings.http.max_body_bytes == 15 * 1024 * 1024
     assert settings.http.max_redirects == 5
     assert settings.http.per_host_limit == 2
-    assert settings.alert_max_age == 24 * 3600
+    assert settings.alerts.max_age == 24 * 3600
 
 
 def test_shipped_config_is_valid() -> None:

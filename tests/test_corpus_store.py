@@ -9,7 +9,7 @@ from sqlmodel import func, select
 from tests.conftest import write_config
 from tests.corpus import corpus_dir, corpus_files, corpus_headers, require_corpus
 from worker.ingest.fetch import FetchResult
-from worker.ingest.pipeline import FeedSnapshot, Pipeline
+from worker.ingest.pipeline import FeedSnapshot
 from worker.runtime import open_runtime
 from worker.store import feeds as feed_store
 from worker.store.db import session_scope
@@ -19,7 +19,7 @@ from worker.store.models import Article
 def test_every_corpus_file_is_stored_or_recorded_as_a_feed_error(tmp_path: Path) -> None:
     require_corpus()
     runtime = open_runtime(write_config(tmp_path))
-    pipeline = Pipeline(runtime.settings, runtime.engine, runtime.index, runtime.tagger)
+    pipeline = runtime.pipeline()
     crashes: list[str] = []
     stored_any = 0
     try:

@@ -13,7 +13,7 @@ from sqlmodel import col, func, select
 from tests.conftest import write_config
 from tests.feedserver import FeedServer, rss
 from worker.ingest.fetch import Fetcher
-from worker.ingest.pipeline import Pipeline, PollSummary
+from worker.ingest.pipeline import PollSummary
 from worker.runtime import Runtime, open_runtime
 from worker.store import feeds as feed_store
 from worker.store.db import session_scope
@@ -26,7 +26,7 @@ def _runtime(tmp_path: Path, store_url: str, http: str = "timeout = 5") -> Runti
 
 
 def _poll(runtime: Runtime, every: bool = True) -> PollSummary:
-    pipeline = Pipeline(runtime.settings, runtime.engine, runtime.index, runtime.tagger)
+    pipeline = runtime.pipeline()
 
     async def one_pass() -> PollSummary:
         async with Fetcher(runtime.settings.http) as fetcher:

@@ -21,6 +21,7 @@ from worker.redact import redact_url
         ("https://host/f?token=abc&x=1", "https://host/f?token=***&x=1"),
         ("https://host/f?api_key=abc&apikey=d&Secret=e", "https://host/f?api_key=***&apikey=***&Secret=***"),
         ("https://host/plain?page=2", "https://host/plain?page=2"),
+        ("json://host/x?+Authorization=Bearer+abc&-apikey=k", "json://host/x?+Authorization=***&-apikey=***"),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:

@@ -17,6 +17,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from worker.alerts.policy import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_BASE,
+    MODE_DIGEST,
+    MODE_INSTANT,
+    Policy,
+    parse_clock,
+    parse_quiet_hours,
+)
 from worker.errors import ConfigError
 from worker.ingest import fetch
 
@@ -34,6 +43,10 @@ DEFAULT_CONCURRENCY = 32
 DEFAULT_TICK = 15
 DEFAULT_LEASE = 300
 DEFAULT_ALERT_MAX_AGE = 24 * 3600
+DEFAULT_ALERT_CONCURRENCY = 8
+DEFAULT_ALERT_LEASE = 120
+DEFAULT_POLICY = "default"
+TEMPLATE_KEYS = ("title", "text", "markdown", "html")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _DURATION_UNITS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -45,6 +58,16 @@ def default_state_dir() -> Path:
         return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "newswatch"
+
+
+def local_zone_name() -> str:
+    """The machine's IANA time zone (wall-clock alert rules default to it), UTC when unknown."""
+    try:
+        from tzlocal import get_localzone_name
+
+        return get_localzone_name() or "UTC"
+    except Exception:  # tzlocal raises its own errors for odd /etc/localtime set-ups
+        return "UTC"
 
 
 def parse_duration(value: Any) -> float:
@@ -81,6 +104,26 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    channels_file: Path | None = None
+    max_age: float = DEFAULT_ALERT_MAX_AGE  # items older than this never alert
+    timezone: str = "UTC"  # for quiet hours, daily digests and times in messages
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    retry_base: float = DEFAULT_RETRY_BASE
+    concurrency: int = DEFAULT_ALERT_CONCURRENCY  # targets sent to at the same time (one message each)
+    lease: float = DEFAULT_ALERT_LEASE
+    # By apprise tag; "default" for targets none of whose tags has a policy.
+    policies: Mapping[str, Policy] = field(default_factory=lambda: {DEFAULT_POLICY: Policy()})
+    templates: Mapping[str, str] = field(default_factory=dict)
+
+    def policy_for(self, apprise_tags: frozenset[str]) -> Policy:
+        for tag in sorted(apprise_tags):
+            if tag in self.policies:
+                return self.policies[tag]
+        return self.policies.get(DEFAULT_POLICY, Policy())
+
+
+@dataclass(frozen=True)
 class Settings:
     config_file: Path | None
     state_dir: Path
@@ -93,8 +136,7 @@ class Settings:
     poll_tick: float = DEFAULT_TICK
     poll_lease: float = DEFAULT_LEASE
     http: fetch.FetchLimits = field(default_factory=fetch.FetchLimits)
-    alert_max_age: float = DEFAULT_ALERT_MAX_AGE
-    channels_file: Path | None = None
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     tags_file: Path | None = None
     seeds_dir: Path | None = None
     seeds_auto_import: bool = True
@@ -157,6 +199,46 @@ def _duration(low: float, high: float) -> Parser:
     return parse
 
 
+def _timezone(value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = _str(value)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError('expected an IANA time zone such as "Asia/Almaty" or "UTC"') from exc
+    return name
+
+
+def _choice(*allowed: str) -> Parser:
+    def parse(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(repr(a) for a in allowed)}")
+        return str(value)
+
+    return parse
+
+
+def _clock(value: Any) -> Any:
+    return parse_clock(_str(value))
+
+
+def _quiet(value: Any) -> Any:
+    return parse_quiet_hours(_str(value))
+
+
+# [alerts.policy.<apprise tag>]: how the targets carrying that tag are alerted.
+POLICY_SCHEMA: dict[str, Parser] = {
+    "mode": _choice(MODE_INSTANT, MODE_DIGEST),
+    "digest_every": _duration(60, 7 * 86400),
+    "digest_at": _clock,
+    "quiet_hours": _quiet,
+    "rate_limit": _integer(1, 100_000),
+    "min_score": _number(0, 1_000_000),
+    "one_per_story": _bool,
+}
+
+
 def _database_url(value: Any) -> str:
     url = _str(value)
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
@@ -185,7 +267,15 @@ SCHEMA: dict[str, dict[str, Parser]] = {
         "allow_private_networks": _bool,
         "user_agent": _str,
     },
-    "alerts": {"max_age": _duration(0, 365 * 86400), "channels": _str},
+    "alerts": {
+        "max_age": _duration(0, 365 * 86400),
+        "channels": _str,
+        "timezone": _timezone,
+        "max_attempts": _integer(1, 100),
+        "retry_base": _duration(1, 86400),
+        "concurrency": _integer(1, 256),
+        "lease": _duration(10, 86400),
+    },
     "tagging": {"rules": _str},
     "seeds": {"dir": _str, "auto_import": _bool},
 }
@@ -217,6 +307,8 @@ class _Loader:
                     self.problem(key, f"expected a [{key}] table, got {_describe(value)}")
                     continue
                 for sub, subvalue in value.items():
+                    if key == "alerts" and sub in ("policy", "templates"):
+                        continue  # tables of their own: see alert_tables
                     self._set(values, key, sub, subvalue)
             else:
                 self._set(values, "", key, value)
@@ -249,6 +341,48 @@ class _Loader:
                     except ValueError as exc:
                         self.problems.append(f"environment {name}: {exc}, got {_describe(raw)}")
                     return
+
+    def alert_tables(self, alerts: Any) -> tuple[dict[str, Policy], dict[str, str]]:
+        """[alerts.policy.<tag>] tables and [alerts.templates]."""
+        policies: dict[str, Policy] = {DEFAULT_POLICY: Policy()}
+        templates: dict[str, str] = {}
+        if not isinstance(alerts, dict):
+            return policies, templates
+        raw_policies = alerts.get("policy", {})
+        if not isinstance(raw_policies, dict):
+            self.problem("alerts.policy", "expected tables [alerts.policy.<apprise tag>]")
+            raw_policies = {}
+        for name, table in raw_policies.items():
+            key = f"alerts.policy.{name}"
+            if not isinstance(table, dict):
+                self.problem(key, f"expected a table, got {_describe(table)}")
+                continue
+            fields: dict[str, Any] = {}
+            for option, value in table.items():
+                parser = POLICY_SCHEMA.get(option)
+                if parser is None:
+                    known = ", ".join(sorted(POLICY_SCHEMA))
+                    self.problem(f"{key}.{option}", f"unknown key (known keys: {known})")
+                    continue
+                try:
+                    fields[option] = parser(value)
+                except ValueError as exc:
+                    self.problem(f"{key}.{option}", f"{exc}, got {_describe(value)}")
+            policies[name] = Policy(**fields)
+        raw_templates = alerts.get("templates", {})
+        if not isinstance(raw_templates, dict):
+            self.problem("alerts.templates", "expected a table [alerts.templates]")
+            raw_templates = {}
+        for name, value in raw_templates.items():
+            if name not in TEMPLATE_KEYS:
+                self.problem(
+                    f"alerts.templates.{name}", f"unknown key (known keys: {', '.join(TEMPLATE_KEYS)})"
+                )
+            elif not isinstance(value, str):
+                self.problem(f"alerts.templates.{name}", f"expected a string, got {_describe(value)}")
+            else:
+                templates[name] = value
+        return policies, templates
 
     def feeds(self, data: Any) -> tuple[FeedConfig, ...]:
         if data is None:
@@ -337,6 +471,7 @@ def load_settings(explicit: str | Path | None = None, env: Mapping[str, str] | N
     loader = _Loader(str(path) if path is not None else "defaults")
     values = loader.section_values(data, env)
     feeds = loader.feeds(data.get("feeds"))
+    policies, templates = loader.alert_tables(data.get("alerts"))
     if loader.problems:
         raise ConfigError(loader.problems)
 
@@ -372,8 +507,17 @@ def load_settings(explicit: str | Path | None = None, env: Mapping[str, str] | N
         poll_tick=poll.get("tick", DEFAULT_TICK),
         poll_lease=poll.get("lease", DEFAULT_LEASE),
         http=limits,
-        alert_max_age=alerts.get("max_age", DEFAULT_ALERT_MAX_AGE),
-        channels_file=_resolve(base, alerts.get("channels"), channels_default),
+        alerts=AlertSettings(
+            channels_file=_resolve(base, alerts.get("channels"), channels_default),
+            max_age=alerts.get("max_age", DEFAULT_ALERT_MAX_AGE),
+            timezone=alerts.get("timezone") or local_zone_name(),
+            max_attempts=alerts.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+            retry_base=alerts.get("retry_base", DEFAULT_RETRY_BASE),
+            concurrency=alerts.get("concurrency", DEFAULT_ALERT_CONCURRENCY),
+            lease=alerts.get("lease", DEFAULT_ALERT_LEASE),
+            policies=policies,
+            templates=templates,
+        ),
         tags_file=_resolve(base, tagging.get("rules"), tags_default if tags_default.is_file() else None),
         seeds_dir=_resolve(base, seeds.get("dir"), repo_seeds if repo_seeds.is_dir() else None),
         seeds_auto_import=seeds.get("auto_import", True),

@@ -14,8 +14,9 @@ import signal
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from worker.ingest.fetch import Fetcher
-from worker.ingest.pipeline import Pipeline, PollSummary
+from worker.ingest.pipeline import PollSummary
 from worker.runtime import Runtime
+from worker.store.leases import recover_leases
 from worker.timeutil import utcnow
 
 log = logging.getLogger("newswatch.daemon")
@@ -28,7 +29,10 @@ class Daemon:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.stop = asyncio.Event()
-        self.pipeline = Pipeline(runtime.settings, runtime.engine, runtime.index, runtime.tagger)
+        # Set when a poll stored new articles: the deliverer starts at once instead of at its next round.
+        self.wake = asyncio.Event()
+        self.pipeline = runtime.pipeline(on_new=self.wake.set)
+        self.deliverer = runtime.deliverer(self.pipeline.owner)
         self.passes = 0
         # Held while a tick runs, so that shutdown can wait for it instead of cancelling it mid-transaction.
         self._ticking = asyncio.Lock()
@@ -60,7 +64,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
         settings = self.runtime.settings
-        self.pipeline.recover_leases()
+        recover_leases(self.runtime.engine)
         async with Fetcher(settings.http) as fetcher:
             scheduler = AsyncIOScheduler(timezone="UTC")
             scheduler.add_job(
@@ -74,6 +78,7 @@ class Daemon:
                 id="poll",
             )
             scheduler.start()
+            delivering = asyncio.create_task(self.deliverer.run_forever(self.stop, self.wake), name="deliver")
             log.info(
                 "newswatch running: %s, tick every %gs, %d feeds at a time",
                 self.runtime.engine.url.render_as_string(),
@@ -91,7 +96,10 @@ class Daemon:
                 except TimeoutError:
                     log.warning("the running poll did not finish within %ss; exiting anyway", STOP_GRACE)
                 scheduler.shutdown(wait=False)
+                # The deliverer finishes the message it is sending (and marks it), then sees the stop.
+                await asyncio.wait([delivering], timeout=STOP_GRACE)
                 self.pipeline.close()
+                self.deliverer.close()
         log.info("newswatch stopped")
 
 

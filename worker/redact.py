@@ -17,6 +17,11 @@ _SECRET_PARAMS = re.compile(
 )
 
 
+def _is_secret(name: str) -> bool:
+    # apprise passes "+Header=value" and "-param=value" through to the service: the prefix is not the name.
+    return _SECRET_PARAMS.match(name.lstrip("+- ")) is not None  # parse_qsl turns a "+" into a space
+
+
 def redact_url(url: str) -> str:
     """`url` with the password of its userinfo and secret-looking query values masked."""
     try:
@@ -32,6 +37,6 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_PARAMS.match(k) for k, _ in pairs):
-            query = urlencode([(k, MASK if _SECRET_PARAMS.match(k) else v) for k, v in pairs], safe="*")
+        if any(_is_secret(k) for k, _ in pairs):
+            query = urlencode([(k, MASK if _is_secret(k) else v) for k, v in pairs], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -23,7 +23,11 @@ from worker.store.db import make_engine, migrate, session_scope
 from worker.store.models import SOURCE_SEED
 
 if TYPE_CHECKING:
+    from worker.alerts.channels import Target
+    from worker.alerts.deliver import Deliverer
+    from worker.alerts.outbox import Router
     from worker.analysis.tagging import Tagger
+    from worker.ingest.pipeline import Pipeline
     from worker.store.dedup_index import DedupIndex
 
 log = logging.getLogger("newswatch")
@@ -35,6 +39,7 @@ class Runtime:
     engine: Engine
     _tagger: Tagger | None = field(default=None, repr=False)
     _index: DedupIndex | None = field(default=None, repr=False)
+    _targets: tuple[Target, ...] | None = field(default=None, repr=False)
 
     @property
     def tagger(self) -> Tagger:
@@ -45,6 +50,36 @@ class Runtime:
 
             self._tagger = Tagger(load_rules(self.settings.tags_file or DEFAULT_RULES_PATH))
         return self._tagger
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """The alert targets of the channels file (none when no file is configured)."""
+        if self._targets is None:
+            from worker.alerts.channels import load_targets
+
+            path = self.settings.alerts.channels_file
+            routing = (*self.tagger.rules.tag_names, *(t for f in self.settings.feeds for t in f.tags))
+            self._targets = tuple(load_targets(path, routing)) if path is not None else ()
+        return self._targets
+
+    @property
+    def router(self) -> Router:
+        from worker.alerts.outbox import Router
+
+        return Router(self.targets, self.settings.alerts)
+
+    def pipeline(self, on_new: Callable[[], None] | None = None) -> Pipeline:
+        """The poll pipeline of this runtime: its tagger, dedup index and outbox router."""
+        from worker.ingest.pipeline import Pipeline
+
+        return Pipeline(
+            self.settings, self.engine, self.index, self.tagger, alerts=self.router, on_new=on_new
+        )
+
+    def deliverer(self, owner: str) -> Deliverer:
+        from worker.alerts.deliver import Deliverer
+
+        return Deliverer(self.engine, self.settings.alerts, self.targets, owner)
 
     @property
     def index(self) -> DedupIndex:

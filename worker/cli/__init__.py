@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from worker import __version__
-from worker.cli import articles, feeds, poll
+from worker.cli import alerts, articles, feeds, poll
 from worker.cli.common import Options, error_line, setup_logging
-from worker.errors import ConfigError, NewswatchError
+from worker.errors import ConfigError, NewswatchError, one_line
 
 app = typer.Typer(
     name="newswatch",
@@ -49,6 +51,7 @@ def _root(
 poll.register(app)
 articles.register(app)
 app.add_typer(feeds.app, name="feeds", help="Subscribe, list, remove, import and export feeds.")
+app.add_typer(alerts.app, name="alerts", help="List, retry and test alert deliveries.")
 
 
 def _register_optional() -> None:
@@ -73,6 +76,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except NewswatchError as exc:
         error_line(str(exc))
+        sys.exit(1)
+    except SQLAlchemyError as exc:
+        # Not a user mistake, but still no traceback on their terminal: one line, details in debug logs.
+        logging.getLogger("newswatch").debug("database error", exc_info=True)
+        error_line(
+            f"database error: {one_line(getattr(exc, 'orig', None) or exc)} (--log-level debug shows more)"
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -12,13 +12,14 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from worker.cli.common import console, err_console, error_line, open_store, options, progress_bar
-from worker.config import load_settings
+from worker.config import Settings, load_settings
 from worker.errors import ConfigError, NewswatchError
 from worker.ingest.fetch import Fetcher
 from worker.ingest.pipeline import FeedOutcome, Pipeline, PollSummary
 from worker.runtime import Runtime
 from worker.store import feeds as feed_store
 from worker.store.db import session_scope
+from worker.store.leases import recover_leases
 from worker.store.models import Feed
 from worker.timeutil import utcnow
 
@@ -45,9 +46,10 @@ def poll(
 ) -> None:
     """One pass over the due feeds (or all, or the named ones), then exit — for cron, tests and benchmarks."""
     runtime = open_store(ctx)
-    pipeline = Pipeline(runtime.settings, runtime.engine, runtime.index, runtime.tagger)
+    pipeline = runtime.pipeline()
+    deliverer = runtime.deliverer(pipeline.owner)
     try:
-        pipeline.recover_leases()
+        recover_leases(runtime.engine)
         only = None
         if feed:
             pipeline.make_due(feed)
@@ -62,9 +64,18 @@ def poll(
                 advance()
 
             summary = asyncio.run(_one_pass(pipeline, only, on_feed))
+        delivered = asyncio.run(deliverer.run_once())
     finally:
         pipeline.close()
+        deliverer.close()
     _print_summary(summary)
+    if runtime.targets:
+        console.print(
+            f"alerts: {delivered.sent} sent, {delivered.failed} failed ({delivered.digests} digests)",
+            highlight=False,
+        )
+        for line in delivered.errors:
+            err_console.print(f"  {line}", markup=False, highlight=False)
 
 
 async def _one_pass(
@@ -129,8 +140,7 @@ def check(ctx: typer.Context) -> None:
     except NewswatchError as exc:
         problems.append(str(exc))
     problems.extend(_check_seeds(settings.seeds_dir))
-    if settings.channels_file is not None and not settings.channels_file.is_file():
-        problems.append(f"{settings.channels_file}: channels file not found (alerts.channels)")
+    problems.extend(_check_alerts(settings, oks))
 
     for line in oks:
         console.print(f"ok: {line}", markup=False, highlight=False)
@@ -138,6 +148,26 @@ def check(ctx: typer.Context) -> None:
         error_line(problem)
     if problems:
         raise typer.Exit(1)
+
+
+def _check_alerts(settings: Settings, oks: list[str]) -> list[str]:
+    from worker.alerts.channels import load_targets, target_warnings
+    from worker.alerts.render import Templates, check_templates, check_timezone
+
+    problems = check_timezone(settings.alerts.timezone)
+    problems += check_templates(Templates(**dict(settings.alerts.templates)))
+    path = settings.alerts.channels_file
+    if path is None:
+        oks.append("alerts: no channels file, alerts are off")
+        return problems
+    try:
+        targets = load_targets(path)
+    except ConfigError as exc:
+        return problems + exc.problems
+    oks.append(f"alerts: {len(targets)} targets in {path}" + ("" if targets else " (alerts are off)"))
+    for warning in target_warnings(targets):
+        oks.append(f"warning: {warning}")
+    return problems
 
 
 def _check_seeds(seeds_dir: Path | None) -> list[str]:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import random
-import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,8 +30,16 @@ from worker.ingest.fetch import Fetcher, FetchRequest, FetchResult
 from worker.ingest.parse import ParsedEntry, ParsedFeed, parse_feed
 from worker.redact import redact_url
 from worker.store import feeds as feed_store
-from worker.store.articles import FeedTags, NearDuplicateIndex, NewArticle, TagSource, store_item
+from worker.store.articles import (
+    AlertPlanner,
+    FeedTags,
+    NearDuplicateIndex,
+    NewArticle,
+    TagSource,
+    store_item,
+)
 from worker.store.db import is_sqlite, session_scope
+from worker.store.leases import worker_id
 from worker.store.models import SOURCE_FEED, Feed
 from worker.timeutil import utcnow
 
@@ -42,25 +48,6 @@ log = logging.getLogger("newswatch.poll")
 # Small fields are cut to what the store's columns hold on every backend.
 _LANG_MAX = 16
 _PG_THREADS = 4
-
-
-def worker_id() -> str:
-    """Names this process in leases, so a dead worker's feeds can be told from a live one's."""
-    return f"{_host()}:{os.getpid()}"
-
-
-def _host() -> str:
-    return socket.gethostname()[:40]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -118,8 +105,14 @@ class Pipeline:
         tagger: TagSource | None,
         owner: str | None = None,
         rng: random.Random | None = None,
+        alerts: AlertPlanner | None = None,
+        on_new: Callable[[], None] | None = None,
     ) -> None:
+        """`alerts` writes the outbox rows of new articles; `on_new` is called (on the event loop) after a
+        feed committed new articles, so the deliverer can start at once."""
         self.settings = settings
+        self.alerts = alerts
+        self.on_new = on_new
         self.engine = engine
         self.index = index
         self.tagger = tagger
@@ -137,14 +130,6 @@ class Pipeline:
 
     def close(self) -> None:
         self._db.shutdown(wait=True)
-
-    def recover_leases(self) -> int:
-        """Release the leases that crashed processes of this host left behind, so a restart polls at once."""
-        with session_scope(self.engine) as session:
-            released = feed_store.release_dead_leases(session, _host(), _pid_alive)
-        if released:
-            log.info("released %d feed leases left by stopped processes", released)
-        return released
 
     async def _in_db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -243,7 +228,10 @@ class Pipeline:
     async def _poll_one(self, fetcher: Fetcher, snap: FeedSnapshot) -> FeedOutcome:
         result = await fetcher.fetch(FetchRequest(snap.url, snap.etag, snap.last_modified))
         # Once fetched, the storing step is shielded: cancellation must not cut a transaction in half.
-        return await asyncio.shield(self._in_db(self.process, snap, result))
+        outcome: FeedOutcome = await asyncio.shield(self._in_db(self.process, snap, result))
+        if outcome.new and self.on_new is not None:
+            self.on_new()
+        return outcome
 
     # -- one feed, one transaction ------------------------------------------------------------------------
 
@@ -338,13 +326,13 @@ class Pipeline:
     ) -> FeedOutcome:
         assert feed.id is not None
         tags = FeedTags(self.tagger, feed.tags)
-        oldest_alert = now - timedelta(seconds=self.settings.alert_max_age)
+        oldest_alert = now - timedelta(seconds=self.settings.alerts.max_age)
         new = updated = duplicates = skipped = 0
         for entry in parsed.entries:
             item = self._new_article(feed, entry, parsed, oldest_alert, first_poll)
             try:
                 with session.begin_nested():
-                    stored = store_item(session, item, self.index, tags)
+                    stored = store_item(session, item, self.index, tags, self.alerts)
             except (SQLAlchemyError, ValueError, TypeError) as exc:
                 # One bad entry must not cost the feed its other items.
                 skipped += 1

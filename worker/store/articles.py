@@ -73,6 +73,12 @@ class NearDuplicateIndex(Protocol):
     def remove(self, session: Session, article_id: int) -> None: ...
 
 
+class AlertPlanner(Protocol):
+    """Writes the outbox rows of a new article (worker.alerts.outbox.Router)."""
+
+    def enqueue(self, session: Session, article: Article, results: Sequence[Any]) -> int: ...
+
+
 class TagSource(Protocol):
     """Anything that tags (worker.analysis.tagging.Tagger): results with tag, score and evidence."""
 
@@ -191,6 +197,7 @@ def store_item(
     item: NewArticle,
     index: NearDuplicateIndex,
     tagger: TagSource | None,
+    alerts: AlertPlanner | None = None,
 ) -> StoredItem:
     """Store `item` once: an update when its feed+guid is known, else a new (maybe duplicate) article."""
     gkey = guid_key(item.feed_id, item.guid)
@@ -241,8 +248,11 @@ def store_item(
     if digest is not None:
         _insert_key_if_absent(session, KEY_HASH, digest, article.id)
     index.add(session, article.id, doc)
-    if tagger is not None:
-        replace_tags(session, article.id, tagger.tag(article.title, article.text))
+    results = tagger.tag(article.title, article.text) if tagger is not None else []
+    replace_tags(session, article.id, results)
+    if alerts is not None:
+        # The outbox rows commit with the article or not at all (invariant 2).
+        alerts.enqueue(session, article, results)
     return StoredItem(article, "new")
 
 

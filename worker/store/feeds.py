@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -234,26 +234,6 @@ def release(session: Session, feed_ids: Sequence[int], owner: str) -> None:
             .where(col(Feed.id).in_(feed_ids), col(Feed.lease_owner) == owner)
             .values(lease_owner=None, lease_until=None)
         )
-
-
-def release_dead_leases(session: Session, host: str, alive: Callable[[int], bool]) -> int:
-    """Give back leases held by processes of this host that no longer run (a crash or kill -9).
-
-    Leases of other hosts are left to expire: we cannot see their processes.
-    """
-    released = 0
-    prefix = f"{host}:"
-    owners = session.exec(
-        select(Feed.lease_owner).where(col(Feed.lease_owner).startswith(prefix)).distinct()
-    ).all()
-    for owner in owners:
-        pid = owner.rsplit(":", 1)[-1] if owner else ""
-        if pid.isdigit() and not alive(int(pid)):
-            result = session.execute(
-                update(Feed).where(col(Feed.lease_owner) == owner).values(lease_owner=None, lease_until=None)
-            )
-            released += int(result.rowcount or 0)  # type: ignore[attr-defined]
-    return released
 
 
 def next_due(session: Session) -> datetime | None:
