@@ -156,8 +156,8 @@ def send(target: Target, message: Message) -> SendResult:
     crash = None
     with _capture() as records:
         try:
-            notifier = apprise.Apprise(asset=_asset())
-            accepted = notifier.add(url) and notifier.notify(
+            notifier = _notifier(url)
+            accepted = notifier is not None and notifier.notify(
                 body=message.body, title=message.title, body_format=body_format
             )
         except Exception as exc:  # a plugin's bug fails this delivery, not the outbox
@@ -167,6 +167,26 @@ def send(target: Target, message: Message) -> SendResult:
     lines = _lines(records) + ([crash] if crash else [])
     text = "; ".join(lines) if lines else "the service did not accept the message (apprise gave no reason)"
     return SendResult(ok=False, error=_clean(text, _secrets(target.url, target.display)))
+
+
+_notifiers: dict[str, apprise.Apprise] = {}
+_notifiers_lock = threading.Lock()
+
+
+def _notifier(url: str) -> apprise.Apprise | None:
+    """One apprise instance per target URL, reused: parsing the URL costs more than a local send.
+
+    Safe to share: the outbox sends one message per target at a time.
+    """
+    with _notifiers_lock:
+        notifier = _notifiers.get(url)
+    if notifier is None:
+        notifier = apprise.Apprise(asset=_asset())
+        if not notifier.add(url):
+            return None
+        with _notifiers_lock:
+            _notifiers[url] = notifier
+    return notifier
 
 
 # ------------------------------------------------------------------------------------------------ targets

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, update
@@ -32,7 +33,6 @@ from worker.alerts.outbox import (
 )
 from worker.alerts.render import AlertItem, Message, TagLine, Templates, render_alert, render_digest
 from worker.config import AlertSettings
-from worker.errors import one_line
 from worker.store.db import session_scope
 from worker.store.models import (
     DELIVERY_FAILED,
@@ -48,7 +48,6 @@ log = logging.getLogger("newswatch.alerts")
 
 EXCERPT_CHARS = 280
 DIGEST_MAX_ITEMS = 100  # articles in one digest message; more go in the next one
-CLAIM_BATCH = 64
 GONE_TARGET = "target no longer in the channels file"
 
 
@@ -131,8 +130,8 @@ class Deliverer:
 
     # -- claiming -----------------------------------------------------------------------------------------
 
-    def claim(self) -> list[Claimed]:
-        """Lease at most one due row per target, for targets whose previous message is not in flight."""
+    def due_targets(self) -> list[str]:
+        """Targets with a due row and no message of theirs in flight (here or in another worker)."""
         now = utcnow()
         with session_scope(self.engine) as session:
             busy = set(
@@ -142,30 +141,52 @@ class Deliverer:
                     )
                 ).all()
             )
+            due = session.exec(
+                select(Delivery.target_id)
+                .where(col(Delivery.status) == DELIVERY_PENDING, col(Delivery.next_attempt) <= now)
+                .distinct()
+            ).all()
+        return [t for t in due if t not in busy]
+
+    def claim_next(self, target_id: str) -> tuple[Claimed, Message | None] | None:
+        """Lease the target's next due row and render it, in one transaction (None: nothing due).
+
+        Rows over the target's rate limit are folded into its next digest on the way.
+        """
+        now = utcnow()
+        with session_scope(self.engine) as session:
             query = (
                 select(Delivery)
                 .where(
+                    col(Delivery.target_id) == target_id,
                     col(Delivery.status) == DELIVERY_PENDING,
                     col(Delivery.next_attempt) <= now,
                     (col(Delivery.lease_until).is_(None)) | (col(Delivery.lease_until) <= now),
                 )
                 .order_by(col(Delivery.next_attempt), col(Delivery.id))
-                .limit(CLAIM_BATCH)
+                .limit(1)
             )
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            claimed: list[Claimed] = []
-            for row in session.exec(query):
-                if row.target_id in busy:
-                    continue
-                if row.kind != KIND_ROUNDUP and self._over_rate(session, row):
-                    continue  # folded into the next digest; the target's next row may still go
-                busy.add(row.target_id)
-                row.lease_owner = self.owner
-                row.lease_until = now + timedelta(seconds=self.settings.lease)
-                assert row.id is not None
-                claimed.append(Claimed(row.id, row.target_id, row.attempts))
-            return claimed
+            while True:
+                row = session.exec(query).first()
+                if row is None:
+                    return None
+                if row.kind == KIND_ROUNDUP or not self._over_rate(session, row):
+                    break
+                session.flush()  # folded into the digest: look at the next row
+            row.lease_owner = self.owner
+            row.lease_until = now + timedelta(seconds=self.settings.lease)
+            assert row.id is not None
+            claimed = Claimed(row.id, row.target_id, row.attempts)
+            target = self.targets.get(target_id)
+            if target is None:
+                return claimed, None
+            try:
+                return claimed, self._render(session, row, target)
+            except Exception:  # a rendering bug must not wedge the outbox: recorded on the row by deliver()
+                log.exception("could not render delivery %s", row.id)
+                return claimed, None
 
     def _over_rate(self, session: Session, row: Delivery) -> bool:
         """Over the target's rate limit: the row folds into the next digest (queued a window from now)."""
@@ -194,19 +215,31 @@ class Deliverer:
 
     # -- one delivery -------------------------------------------------------------------------------------
 
-    def deliver(self, claimed: Claimed) -> SendResult:
-        """Render, send, mark. Runs in a worker thread."""
+    def deliver_target(self, target_id: str) -> DeliverySummary:
+        """Send the target's due messages one after another until none is due (runs in a worker thread)."""
+        summary = DeliverySummary()
+        while (next_one := self.claim_next(target_id)) is not None:
+            claimed, message = next_one
+            result = self.deliver(claimed, message)
+            if result.ok:
+                summary.sent += 1
+                continue
+            summary.failed += 1
+            target = self.targets.get(target_id)
+            summary.errors.append(f"{target.display if target else target_id}: {result.error}")
+            log.warning("delivery %s failed: %s", claimed.delivery_id, result.error)
+            break  # the target is failing: its other rows wait for their own retry, not this round
+        return summary
+
+    def deliver(self, claimed: Claimed, message: Message | None) -> SendResult:
+        """Send a claimed, rendered message and mark the row; only a target's acceptance marks it sent."""
         target = self.targets.get(claimed.target_id)
         if target is None:
             result = SendResult(False, GONE_TARGET)
             self._mark(claimed, result, give_up=True)
             return result
-        try:
-            with session_scope(self.engine) as session:
-                message = self._render(session, claimed.delivery_id, target)
-        except Exception as exc:  # a rendering bug must not wedge the outbox: record it on the row
-            log.exception("could not render delivery %s", claimed.delivery_id)
-            result = SendResult(False, f"could not render the message: {one_line(exc)}")
+        if message is None:
+            result = SendResult(False, "could not render the message (see the log)")
             self._mark(claimed, result)
             return result
         failpoints.hit("deliver:claimed")
@@ -215,9 +248,7 @@ class Deliverer:
         self._mark(claimed, result)
         return result
 
-    def _render(self, session: Session, delivery_id: int, target: Target) -> Message:
-        row = session.get(Delivery, delivery_id)
-        assert row is not None
+    def _render(self, session: Session, row: Delivery, target: Target) -> Message:
         fmt, limit, title_limit = target.body_format, target.body_limit, target.title_limit
         zone, email = self.settings.timezone, is_email(target)
         if row.kind == KIND_ROUNDUP:
@@ -229,51 +260,42 @@ class Deliverer:
         return render_alert(item, fmt, limit, title_limit, self.templates, zone, email=email)
 
     def _mark(self, claimed: Claimed, result: SendResult, give_up: bool = False) -> None:
+        """Record the outcome, only if the row is still ours (an expired lease may have passed it on)."""
         now = utcnow()
+        attempts = claimed.attempts + 1
+        values: dict[str, Any] = {"attempts": attempts, "lease_owner": None, "lease_until": None}
+        if result.ok:
+            values.update(status=DELIVERY_SENT, sent_at=now, last_error=None)
+        elif give_up or rules.gives_up(attempts, self.settings.max_attempts):
+            values.update(status=DELIVERY_FAILED, last_error=result.error)
+        else:
+            delay = rules.retry_delay(attempts, self.settings.retry_base)
+            values.update(last_error=result.error, next_attempt=now + timedelta(seconds=delay))
         with session_scope(self.engine) as session:
-            row = session.get(Delivery, claimed.delivery_id)
-            if row is None or row.lease_owner != self.owner:
-                return  # our lease expired and another worker took the row over
-            row.attempts += 1
-            row.lease_owner = None
-            row.lease_until = None
-            if result.ok:
-                row.status = DELIVERY_SENT
-                row.sent_at = now
-                row.last_error = None
-                return
-            row.last_error = result.error
-            if give_up or rules.gives_up(row.attempts, self.settings.max_attempts):
-                row.status = DELIVERY_FAILED
-            else:
-                row.next_attempt = now + timedelta(
-                    seconds=rules.retry_delay(row.attempts, self.settings.retry_base)
-                )
+            session.execute(
+                update(Delivery)
+                .where(col(Delivery.id) == claimed.delivery_id, col(Delivery.lease_owner) == self.owner)
+                .values(**values)
+            )
 
     # -- loops --------------------------------------------------------------------------------------------
 
     async def run_once(self) -> DeliverySummary:
-        """Deliver everything that is due now, one message per target at a time, then return."""
+        """Deliver everything that is due now: targets in parallel, each target's messages in order."""
         summary = DeliverySummary()
         loop = asyncio.get_running_loop()
         summary.digests += await loop.run_in_executor(self._pool, self.build_digests)
-        while True:
-            batch = await loop.run_in_executor(self._pool, self.claim)
-            if not batch:
-                return summary
-            results = await asyncio.gather(
-                *(loop.run_in_executor(self._pool, self.deliver, c) for c in batch)
+        while targets := await loop.run_in_executor(self._pool, self.due_targets):
+            rounds = await asyncio.gather(
+                *(loop.run_in_executor(self._pool, self.deliver_target, t) for t in targets)
             )
-            for claimed, result in zip(batch, results, strict=True):
-                if result.ok:
-                    summary.sent += 1
-                else:
-                    summary.failed += 1
-                    target = self.targets.get(claimed.target_id)
-                    summary.errors.append(
-                        f"{target.display if target else claimed.target_id}: {result.error}"
-                    )
-                    log.warning("delivery %s failed: %s", claimed.delivery_id, result.error)
+            for one in rounds:
+                summary.sent += one.sent
+                summary.failed += one.failed
+                summary.errors.extend(one.errors)
+            if not any(one.sent for one in rounds):
+                break  # only failures: what is left waits for its retry time
+        return summary
 
     async def run_forever(self, stop: asyncio.Event, wake: asyncio.Event, idle: float = 1.0) -> None:
         """Deliver continuously: at once when `wake` is set (new alerts stored), else every `idle` seconds."""

@@ -109,7 +109,7 @@ def over_rate_limit(sent_last_window: int, policy: Policy) -> bool:
 
 def retry_delay(attempts: int, base: float = DEFAULT_RETRY_BASE) -> float:
     """Seconds before attempt `attempts + 1`: base, 2×, 4×, … (attempts counts the failures so far)."""
-    return base * (2 ** max(attempts - 1, 0))
+    return base * float(2 ** max(attempts - 1, 0))
 
 
 def gives_up(attempts: int, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> bool:

@@ -146,6 +146,8 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("article_id", "target_id", name="uq_delivery_article_target"),
         Index("ix_delivery_due", "status", "next_attempt"),
+        # The rate limit counts a target's recent sends; claims look for a target's next due row.
+        Index("ix_delivery_target", "target_id", "status", "sent_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -179,3 +181,21 @@ class DedupProfile(SQLModel, table=True):
     shingles: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     # The story terms (names and numbers), space-separated.
     terms: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class DedupStoryTerm(SQLModel, table=True):
+    """Which stories carried a name or number in a period: the same-story index.
+
+    One row per (term in a period, story) — not per article — so a lookup reads the few stories that
+    carried a term around a date, however many articles did. `term_key` hashes the term with its period
+    (`worker.analysis.dedup.term_period_key`). On SQLite the table is its primary key (WITHOUT ROWID).
+    """
+
+    __tablename__ = "dedup_story_term"
+    __table_args__ = (Index("ix_dedup_story_term_article", "article_id"), {"sqlite_with_rowid": False})
+
+    term_key: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    story_id: str = Field(primary_key=True, max_length=64)
+    # The story's latest article carrying the term in the period, and its day (days since the epoch).
+    article_id: int = Field(foreign_key="article.id", ondelete="CASCADE")
+    day: int

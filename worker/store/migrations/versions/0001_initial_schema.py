@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -115,6 +116,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("article_id"),
     )
     op.create_table(
+        "dedup_story_term",
+        sa.Column("term_key", sa.BigInteger(), nullable=False),
+        sa.Column("story_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("article_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["article_id"], ["article.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("term_key", "story_id"),
+        sqlite_with_rowid=False,
+    )
+    with op.batch_alter_table("dedup_story_term", schema=None) as batch_op:
+        batch_op.create_index("ix_dedup_story_term_article", ["article_id"], unique=False)
+
+    op.create_table(
         "delivery",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("article_id", sa.Integer(), nullable=True),
@@ -137,6 +151,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.create_index("ix_delivery_due", ["status", "next_attempt"], unique=False)
+        batch_op.create_index("ix_delivery_target", ["target_id", "status", "sent_at"], unique=False)
 
     op.create_table(
         "fingerprint",
@@ -173,9 +188,14 @@ def downgrade() -> None:
 
     op.drop_table("fingerprint")
     with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.drop_index("ix_delivery_target")
         batch_op.drop_index("ix_delivery_due")
 
     op.drop_table("delivery")
+    with op.batch_alter_table("dedup_story_term", schema=None) as batch_op:
+        batch_op.drop_index("ix_dedup_story_term_article")
+
+    op.drop_table("dedup_story_term")
     op.drop_table("dedup_profile")
     with op.batch_alter_table("article_tag", schema=None) as batch_op:
         batch_op.drop_index("ix_article_tag_tag")
