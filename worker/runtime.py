@@ -9,9 +9,10 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from worker.config import Settings, load_settings
 from worker.errors import NewswatchError
@@ -20,7 +21,7 @@ from worker.ingest.seeds import read_seed, seed_files
 from worker.store import feeds as feed_store
 from worker.store.articles import NewArticle, store_item
 from worker.store.db import make_engine, migrate, session_scope
-from worker.store.models import SOURCE_SEED
+from worker.store.models import SOURCE_SEED, Article
 
 if TYPE_CHECKING:
     from worker.alerts.channels import Target
@@ -73,7 +74,7 @@ class Runtime:
         from worker.ingest.pipeline import Pipeline
 
         return Pipeline(
-            self.settings, self.engine, self.index, self.tagger, alerts=self.router, on_new=on_new
+            self.settings, self.engine, self.index, _LazyTagger(self), alerts=_LazyRouter(self), on_new=on_new
         )
 
     def deliverer(self, owner: str) -> Deliverer:
@@ -88,6 +89,29 @@ class Runtime:
 
             self._index = DedupIndex()
         return self._index
+
+
+class _LazyTagger:
+    """The runtime's tagger, compiled only when something is tagged (an unchanged re-poll never is)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def tag(self, title: str, text: str) -> Sequence[Any]:
+        return self.runtime.tagger.tag(title, text)
+
+
+class _LazyRouter:
+    """The outbox router, with the channels file read only when a new article needs routing."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._router: Router | None = None
+
+    def enqueue(self, session: Session, article: Article, results: Sequence[Any]) -> int:
+        if self._router is None:
+            self._router = self.runtime.router
+        return self._router.enqueue(session, article, results)
 
 
 def declared_feeds(settings: Settings) -> list[feed_store.DeclaredFeed]:
@@ -155,7 +179,7 @@ def import_seeds(
             alertable=False,
         )
         with session_scope(runtime.engine) as session:
-            stored = store_item(session, item, runtime.index, runtime.tagger)
+            stored = store_item(session, item, runtime.index, _LazyTagger(runtime))
         counts[stored.outcome] += 1
         if progress is not None:
             progress(path)

@@ -114,12 +114,24 @@ def _fold_char(ch: str) -> str:
     return _FOLD_EXTRA.get(stripped, stripped)
 
 
+class _FoldTable(dict[int, str]):
+    """`_fold_char` as a str.translate table: each character is folded once, then looked up in C."""
+
+    def __missing__(self, code: int) -> str:
+        folded = _fold_char(chr(code))
+        self[code] = folded
+        return folded
+
+
+_FOLD_TABLE = _FoldTable()
+
+
 def fold(text: str) -> str:
     """The matching form: `normalize`d, case-folded, without diacritics ("Türkiye" → "turkiye")."""
     text = normalize(text)
     if text.isascii():
         return text.lower()
-    return "".join(_fold_char(ch) for ch in text)
+    return text.translate(_FOLD_TABLE)
 
 
 def fold_with_offsets(text: str) -> tuple[str, list[int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -47,7 +48,7 @@ def poll(
     """One pass over the due feeds (or all, or the named ones), then exit — for cron, tests and benchmarks."""
     runtime = open_store(ctx)
     pipeline = runtime.pipeline()
-    deliverer = runtime.deliverer(pipeline.owner)
+    alerting = runtime.settings.alerts.channels_file is not None
     try:
         recover_leases(runtime.engine)
         only = None
@@ -63,13 +64,18 @@ def poll(
             def on_feed(_outcome: FeedOutcome) -> None:
                 advance()
 
+            started = time.perf_counter()
             summary = asyncio.run(_one_pass(pipeline, only, on_feed))
-        delivered = asyncio.run(deliverer.run_once())
+            elapsed = time.perf_counter() - started
     finally:
         pipeline.close()
-        deliverer.close()
-    _print_summary(summary)
-    if runtime.targets:
+    _print_summary(summary, elapsed)
+    if alerting and runtime.targets:
+        deliverer = runtime.deliverer(pipeline.owner)
+        try:
+            delivered = asyncio.run(deliverer.run_once())
+        finally:
+            deliverer.close()
         console.print(
             f"alerts: {delivered.sent} sent, {delivered.failed} failed ({delivered.digests} digests)",
             highlight=False,
@@ -94,10 +100,11 @@ def _count_due(runtime: Runtime) -> int:
         )
 
 
-def _print_summary(summary: PollSummary) -> None:
+def _print_summary(summary: PollSummary, elapsed: float) -> None:
     console.print(
         f"polled {summary.feeds} feeds: {summary.new} new articles ({summary.duplicates} duplicates), "
-        f"{summary.updated} updated, {summary.unchanged} unchanged, {summary.errors} with errors",
+        f"{summary.updated} updated, {summary.unchanged} unchanged, {summary.errors} with errors "
+        f"in {elapsed:.2f} s",
         highlight=False,
     )
     for line in summary.failed:

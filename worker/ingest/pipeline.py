@@ -36,7 +36,7 @@ from worker.store.articles import (
     NearDuplicateIndex,
     NewArticle,
     TagSource,
-    store_item,
+    store_items,
 )
 from worker.store.db import is_sqlite, session_scope
 from worker.store.leases import worker_id
@@ -327,24 +327,31 @@ class Pipeline:
         assert feed.id is not None
         tags = FeedTags(self.tagger, feed.tags)
         oldest_alert = now - timedelta(seconds=self.settings.alerts.max_age)
-        new = updated = duplicates = skipped = 0
-        for entry in parsed.entries:
-            item = self._new_article(feed, entry, parsed, oldest_alert, first_poll)
-            try:
-                with session.begin_nested():
-                    stored = store_item(session, item, self.index, tags, self.alerts)
-            except (SQLAlchemyError, ValueError, TypeError) as exc:
-                # One bad entry must not cost the feed its other items.
-                skipped += 1
-                log.warning("%s: skipped entry %r: %s", redact_url(feed.url), entry.guid[:80], one_line(exc))
-                continue
-            if stored.outcome == "new":
-                new += 1
-                duplicates += stored.article.duplicate_of is not None
-            elif stored.outcome == "updated":
-                updated += 1
+        items = [self._new_article(feed, entry, parsed, oldest_alert, first_poll) for entry in parsed.entries]
+        skipped = 0
+        try:
+            with session.begin_nested():
+                stored = store_items(session, items, self.index, tags, self.alerts)
+        except (SQLAlchemyError, ValueError, TypeError):
+            # Some entry is bad. Store them one by one, so that one bad entry costs only itself.
+            stored = []
+            for item in items:
+                try:
+                    with session.begin_nested():
+                        stored.extend(store_items(session, [item], self.index, tags, self.alerts))
+                except (SQLAlchemyError, ValueError, TypeError) as exc:
+                    skipped += 1
+                    log.warning(
+                        "%s: skipped entry %r: %s", redact_url(feed.url), item.guid[:80], one_line(exc)
+                    )
+        new = [s for s in stored if s.outcome == "new"]
         return FeedOutcome(
-            feed.id, feed.url, new=new, updated=updated, duplicates=duplicates, skipped=skipped
+            feed.id,
+            feed.url,
+            new=len(new),
+            updated=sum(s.outcome == "updated" for s in stored),
+            duplicates=sum(s.article.duplicate_of is not None for s in new),
+            skipped=skipped,
         )
 
     def _new_article(

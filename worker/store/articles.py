@@ -6,13 +6,14 @@ article is decided by the same code. It runs inside the caller's transaction and
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -88,8 +89,6 @@ class TagSource(Protocol):
 def key_value(value: str) -> str:
     if len(value) <= _KEY_MAX:
         return value
-    import hashlib
-
     digest = hashlib.sha256(value.encode("utf-8")).hexdigest()
     return f"{value[: _KEY_MAX - 65]}#{digest}"
 
@@ -110,63 +109,105 @@ def document_of(article: Article) -> Document:
     )
 
 
+_KEY_INSERT = {
+    "sqlite": sqlite_insert(IdentityKey).on_conflict_do_nothing(index_elements=["kind", "value"]),
+    "postgresql": pg_insert(IdentityKey).on_conflict_do_nothing(index_elements=["kind", "value"]),
+}
+_ARTICLE_INSERT = insert(Article).returning(col(Article.id))
+_TAG_INSERT = insert(ArticleTag)
+# Lookups of many keys at once stay below SQLite's bound-parameter limit.
+_LOOKUP_CHUNK = 500
+
+
+def _insert_keys(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert identity keys, ignoring those another worker inserted meanwhile (one statement)."""
+    if rows:
+        dialect = session.get_bind().dialect.name
+        session.execute(_KEY_INSERT["postgresql" if dialect == "postgresql" else "sqlite"], rows)
+
+
 def _insert_key_if_absent(session: Session, kind: str, value: str, article_id: int) -> None:
-    values = {"kind": kind, "value": value, "article_id": article_id, "created_at": utcnow()}
-    dialect = session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(IdentityKey).values(**values)
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["kind", "value"]))
+    _insert_keys(session, [{"kind": kind, "value": value, "article_id": article_id, "created_at": utcnow()}])
 
 
-def _key_owner(session: Session, kind: str, value: str | None) -> tuple[bool, int | None]:
-    """(key exists, owning article id — None for a tombstone)."""
-    if value is None:
-        return False, None
-    key = session.get(IdentityKey, (kind, key_value(value)))
-    return (key is not None, key.article_id if key is not None else None)
+@dataclass
+class _Batch:
+    """What one feed's items need to know of the store, read in a few queries instead of per item.
 
+    Keys map (kind, value) to the owning article id (None: a tombstone); `meta` maps article ids to their
+    (duplicate_of, story_id). Items stored by this batch are added as they go, so a later item of the same
+    feed sees an earlier one.
+    """
 
-def _root(session: Session, article_id: int) -> Article | None:
-    article = session.get(Article, article_id)
-    if article is not None and article.duplicate_of is not None:
-        return session.get(Article, article.duplicate_of) or article
-    return article
+    keys: dict[tuple[str, str], int | None]
+    meta: dict[int, tuple[int | None, str | None]]
+
+    @classmethod
+    def load(cls, session: Session, wanted: list[tuple[str, str]]) -> _Batch:
+        keys: dict[tuple[str, str], int | None] = {}
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in wanted:
+            by_kind.setdefault(kind, []).append(value)
+        for kind, values in by_kind.items():
+            for start in range(0, len(values), _LOOKUP_CHUNK):
+                chunk = values[start : start + _LOOKUP_CHUNK]
+                rows = session.exec(
+                    select(IdentityKey.value, IdentityKey.article_id).where(
+                        col(IdentityKey.kind) == kind, col(IdentityKey.value).in_(chunk)
+                    )
+                ).all()
+                keys.update(((kind, value), article_id) for value, article_id in rows)
+        return cls(keys, {})
+
+    def owner_meta(self, session: Session, article_id: int) -> tuple[int | None, str | None]:
+        if article_id not in self.meta:
+            row = session.exec(
+                select(Article.duplicate_of, Article.story_id).where(col(Article.id) == article_id)
+            ).first()
+            self.meta[article_id] = (row[0], row[1]) if row is not None else (None, None)
+        return self.meta[article_id]
 
 
 def _exact_duplicate(
-    session: Session, url: str | None, digest: str | None
+    session: Session, batch: _Batch, url: str | None, digest: str | None
 ) -> Decision | Literal["tombstone"] | None:
     for kind, value in ((KEY_URL, url), (KEY_HASH, digest)):
-        exists, owner_id = _key_owner(session, kind, value)
-        if not exists:
+        if value is None or (kind, key_value(value)) not in batch.keys:
             continue
+        owner_id = batch.keys[(kind, key_value(value))]
         if owner_id is None:
             return "tombstone"
-        root = _root(session, owner_id)
-        if root is None or root.id is None:
-            continue
+        duplicate_of, _ = batch.owner_meta(session, owner_id)
+        root = duplicate_of if duplicate_of is not None else owner_id
         return Decision(
-            duplicate_of=root.id,
+            duplicate_of=root,
             dup_method=kind,
             dup_score=1.0,
-            story_of=root.id,
+            story_of=root,
             story_method=f"same-article:{kind}",
             story_score=1.0,
-            explain={"matched_key": kind, "value": value, "article_id": root.id},
+            explain={"matched_key": kind, "value": value, "article_id": root},
         )
     return None
 
 
 def replace_tags(session: Session, article_id: int, results: Sequence[Any]) -> None:
     session.execute(delete(ArticleTag).where(col(ArticleTag.article_id) == article_id))
-    for result in results:
-        session.add(
-            ArticleTag(
-                article_id=article_id,
-                tag=result.tag,
-                score=round(float(result.score), 4),
-                evidence=[_evidence_dict(e) for e in result.evidence],
-            )
-        )
+    rows = _tag_rows(article_id, results)
+    if rows:
+        session.execute(_TAG_INSERT, rows)
+
+
+def _tag_rows(article_id: int, results: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "article_id": article_id,
+            "tag": result.tag,
+            "score": round(float(result.score), 4),
+            "evidence": [_evidence_dict(e) for e in result.evidence],
+        }
+        for result in results
+    ]
 
 
 def _evidence_dict(evidence: Any) -> dict[str, Any]:
@@ -176,20 +217,9 @@ def _evidence_dict(evidence: Any) -> dict[str, Any]:
     return {name: getattr(evidence, name) for name in fields if hasattr(evidence, name)}
 
 
-def _apply_decision(article: Article, decision: Decision, session: Session) -> None:
-    article.duplicate_of = decision.duplicate_of
-    article.dup_method = decision.dup_method
-    article.dup_score = decision.dup_score
-    article.story_method = decision.story_method
-    article.story_score = decision.story_score
-    article.dedup_explain = decision.explain or None
-    if decision.story_of is not None:
-        joined = session.get(Article, decision.story_of)
-        if joined is not None and joined.story_id is not None:
-            article.story_id = joined.story_id
-            return
-    article.story_id = f"s{article.id}"
-    article.story_method = article.story_method or "new"
+def new_story_id(guid_key_value: str) -> str:
+    """A new story's id: derived from its first article's feed+guid key, so it is known before the insert."""
+    return "s" + hashlib.sha256(guid_key_value.encode("utf-8")).hexdigest()[:15]
 
 
 def store_item(
@@ -199,18 +229,77 @@ def store_item(
     tagger: TagSource | None,
     alerts: AlertPlanner | None = None,
 ) -> StoredItem:
-    """Store `item` once: an update when its feed+guid is known, else a new (maybe duplicate) article."""
-    gkey = guid_key(item.feed_id, item.guid)
-    exists, owner_id = _key_owner(session, KEY_GUID, gkey)
-    if exists:
-        if owner_id is None:
-            return StoredItem(Article(title=item.title, guid=item.guid), "tombstone")
-        article = session.get(Article, owner_id)
-        if article is not None:
-            return _update(session, article, item, index, tagger)
+    """Store one item (see `store_items`)."""
+    return store_items(session, [item], index, tagger, alerts)[0]
 
-    curl = canonical_url(item.url)
-    digest = content_hash(item.title, item.text)
+
+def store_items(
+    session: Session,
+    items: Sequence[NewArticle],
+    index: NearDuplicateIndex,
+    tagger: TagSource | None,
+    alerts: AlertPlanner | None = None,
+) -> list[StoredItem]:
+    """Store each item once, in order: an update when its feed+guid is known, else a new (maybe duplicate)
+    article with its identity keys, index entries, tags and outbox rows — all in the caller's transaction.
+
+    Identity keys are read for the whole batch in a few queries and written in one statement at the end.
+    """
+    gkeys = [guid_key(item.feed_id, item.guid) for item in items]
+    located = [(canonical_url(item.url), content_hash(item.title, item.text)) for item in items]
+    wanted = [(KEY_GUID, g) for g in gkeys]
+    for curl, digest in located:
+        if curl is not None:
+            wanted.append((KEY_URL, key_value(curl)))
+        if digest is not None:
+            wanted.append((KEY_HASH, digest))
+    batch = _Batch.load(session, wanted)
+    now = utcnow()
+    new_keys: list[dict[str, Any]] = []
+    new_tags: list[dict[str, Any]] = []
+    stored: list[StoredItem] = []
+    for item, gkey, (curl, digest) in zip(items, gkeys, located, strict=True):
+        if (KEY_GUID, gkey) in batch.keys:
+            owner = batch.keys[(KEY_GUID, gkey)]
+            existing = session.get(Article, owner) if owner is not None else None
+            if existing is None:
+                stored.append(StoredItem(Article(title=item.title, guid=item.guid), "tombstone"))
+            else:
+                stored.append(_update(session, existing, item, index, tagger))
+            continue
+        result = _store_new(session, batch, item, gkey, curl, digest, index, now)
+        if result is None:
+            stored.append(StoredItem(Article(title=item.title, guid=item.guid), "tombstone"))
+            continue
+        article = result
+        assert article.id is not None
+        for kind, value in ((KEY_GUID, gkey), (KEY_URL, curl and key_value(curl)), (KEY_HASH, digest)):
+            if value is not None and (kind, value) not in batch.keys:
+                batch.keys[(kind, value)] = article.id
+                new_keys.append({"kind": kind, "value": value, "article_id": article.id, "created_at": now})
+        results = tagger.tag(article.title, article.text) if tagger is not None else []
+        new_tags.extend(_tag_rows(article.id, results))
+        if alerts is not None:
+            # The outbox rows commit with the article or not at all (invariant 2).
+            alerts.enqueue(session, article, results)
+        stored.append(StoredItem(article, "new"))
+    _insert_keys(session, new_keys)
+    if new_tags:
+        session.execute(_TAG_INSERT, new_tags)
+    return stored
+
+
+def _store_new(
+    session: Session,
+    batch: _Batch,
+    item: NewArticle,
+    gkey: str,
+    curl: str | None,
+    digest: str | None,
+    index: NearDuplicateIndex,
+    now: datetime,
+) -> Article | None:
+    """Insert one new article (None: its URL or text is a tombstone of a deleted one)."""
     article = Article(
         feed_id=item.feed_id,
         source=item.source,
@@ -227,33 +316,31 @@ def store_item(
         text=item.text,
         published=item.published,
         updated=item.updated,
+        fetched_at=now,
         alertable=item.alertable and item.source != SOURCE_SEED,
     )
     doc = document_of(article)
-    exact = _exact_duplicate(session, curl, digest)
+    exact = _exact_duplicate(session, batch, curl, digest)
     if exact == "tombstone":
-        return StoredItem(article, "tombstone")
+        return None
     decision = exact if exact is not None else index.check(session, doc)
-
-    session.add(article)
-    session.flush()
-    assert article.id is not None
-    _apply_decision(article, decision, session)
+    article.duplicate_of = decision.duplicate_of
+    article.dup_method = decision.dup_method
+    article.dup_score = decision.dup_score
+    article.story_method = decision.story_method
+    article.story_score = decision.story_score
+    article.dedup_explain = decision.explain or None
+    joined_story = batch.owner_meta(session, decision.story_of)[1] if decision.story_of is not None else None
+    article.story_id = joined_story or new_story_id(gkey)
+    if joined_story is None:
+        article.story_method = article.story_method if decision.story_of is not None else "new"
     if decision.duplicate_of is not None:
         article.alertable = False
-
-    _insert_key_if_absent(session, KEY_GUID, gkey, article.id)
-    if curl is not None:
-        _insert_key_if_absent(session, KEY_URL, key_value(curl), article.id)
-    if digest is not None:
-        _insert_key_if_absent(session, KEY_HASH, digest, article.id)
+    values = article.model_dump(exclude={"id"})
+    article.id = session.execute(_ARTICLE_INSERT, values).scalar_one()
+    batch.meta[article.id] = (article.duplicate_of, article.story_id)
     index.add(session, article.id, doc)
-    results = tagger.tag(article.title, article.text) if tagger is not None else []
-    replace_tags(session, article.id, results)
-    if alerts is not None:
-        # The outbox rows commit with the article or not at all (invariant 2).
-        alerts.enqueue(session, article, results)
-    return StoredItem(article, "new")
+    return article
 
 
 def _update(
