@@ -99,7 +99,6 @@ class Article(SQLModel, table=True):
     story_score: float | None = None
     # What decided duplicate_of and story_id (matched keys, fingerprints, scores): `newswatch show --why`.
     dedup_explain: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    simhash: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class IdentityKey(SQLModel, table=True):

@@ -55,7 +55,6 @@ class ArticleView:
                 "story_method": a.story_method,
                 "story_score": a.story_score,
                 "content_hash": a.content_hash,
-                "simhash": f"{a.simhash & 0xFFFFFFFFFFFFFFFF:016x}" if a.simhash is not None else None,
                 "details": a.dedup_explain or {},
             }
         return data
