@@ -124,6 +124,7 @@ class Pipeline:
             max_backoff=settings.poll_max_backoff,
             jitter=settings.poll_jitter,
         )
+        self._unchanged = _Batcher(self)
         self._db = ThreadPoolExecutor(
             max_workers=1 if is_sqlite(engine) else _PG_THREADS, thread_name_prefix="newswatch-db"
         )
@@ -227,6 +228,9 @@ class Pipeline:
 
     async def _poll_one(self, fetcher: Fetcher, snap: FeedSnapshot) -> FeedOutcome:
         result = await fetcher.fetch(FetchRequest(snap.url, snap.etag, snap.last_modified))
+        if result.not_modified and result.error is None:
+            # Nothing to store, only the feed's state: recorded with other unchanged feeds in one commit.
+            return await self._unchanged.submit(snap, result)
         # Once fetched, the storing step is shielded: cancellation must not cut a transaction in half.
         outcome: FeedOutcome = await asyncio.shield(self._in_db(self.process, snap, result))
         if outcome.new and self.on_new is not None:
@@ -234,6 +238,14 @@ class Pipeline:
         return outcome
 
     # -- one feed, one transaction ------------------------------------------------------------------------
+
+    def process_unchanged(self, batch: Sequence[tuple[FeedSnapshot, FetchResult]]) -> list[FeedOutcome]:
+        """The new state of feeds that answered 304, in one transaction (they carry no items)."""
+        try:
+            with session_scope(self.engine) as session:
+                return [self._process(session, snap, result) for snap, result in batch]
+        except SQLAlchemyError:
+            return [self.process(snap, result) for snap, result in batch]  # one by one, errors recorded
 
     def process(self, snap: FeedSnapshot, result: FetchResult) -> FeedOutcome:
         """Parse, store and update the feed in one transaction; on an unexpected failure record it instead."""
@@ -376,3 +388,60 @@ class Pipeline:
             updated=entry.updated,
             alertable=alertable,
         )
+
+
+_Waiting = tuple[FeedSnapshot, FetchResult, "asyncio.Future[FeedOutcome]"]
+
+
+class _Batcher:
+    """Collects 304 results for a few milliseconds and records them in one transaction.
+
+    A re-poll of many unchanged feeds would otherwise spend most of its time committing one tiny
+    transaction per feed on the single SQLite writer.
+    """
+
+    MAX_SIZE = 64
+    MAX_WAIT = 0.02  # seconds
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.pending: list[_Waiting] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.running: set[asyncio.Task[None]] = set()  # referenced until done (asyncio keeps weak refs)
+
+    async def submit(self, snap: FeedSnapshot, result: FetchResult) -> FeedOutcome:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[FeedOutcome] = loop.create_future()
+        self.pending.append((snap, result, future))
+        if len(self.pending) >= self.MAX_SIZE:
+            self.flush()
+        elif self.timer is None:
+            self.timer = loop.call_later(self.MAX_WAIT, self.flush)
+        # Shielded: a stop must not drop a batch other feeds are waiting on.
+        return await asyncio.shield(future)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        batch, self.pending = self.pending, []
+        if batch:
+            task = asyncio.ensure_future(self._record(batch))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+
+    async def _record(
+        self, batch: list[tuple[FeedSnapshot, FetchResult, asyncio.Future[FeedOutcome]]]
+    ) -> None:
+        try:
+            outcomes = await self.pipeline._in_db(
+                self.pipeline.process_unchanged, [(s, r) for s, r, _ in batch]
+            )
+        except Exception as exc:  # the waiting polls report it; the pass goes on
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
