@@ -198,6 +198,23 @@ class Decision:
     explain: dict[str, Any] = field(default_factory=dict)
 
 
+# The story method of a same-article duplicate: it is in its original's story by definition.
+STORY_SAME_ARTICLE = "same-article"
+
+
+def exact_decision(kind: str, value: str, root: int) -> Decision:
+    """An exact duplicate: an identity key (canonical URL or text hash) of `root` matched."""
+    return Decision(
+        duplicate_of=root,
+        dup_method=kind,
+        dup_score=1.0,
+        story_of=root,
+        story_method=f"{STORY_SAME_ARTICLE}:{kind}",
+        story_score=1.0,
+        explain={"matched_key": kind, "value": value, "article_id": root},
+    )
+
+
 # --- text preparation ----------------------------------------------------------------------------------
 
 

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlmodel import func, select
 
-from worker.cli.common import console, err_console, open_store, print_json
+from worker.cli.common import console, open_store, print_json, progress_bar
+from worker.store.db import session_scope
+from worker.store.models import Article
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -25,21 +27,10 @@ def rebuild(ctx: typer.Context) -> None:
 
     runtime = open_store(ctx)
     started = time.monotonic()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    ) as progress:
-        task = progress.add_task("re-deciding", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        done = rebuild_dedup(runtime.engine, advance)
+    with session_scope(runtime.engine) as session:
+        total = session.exec(select(func.count()).select_from(Article)).one()
+    with progress_bar("re-deciding", total, enabled=total > 1) as advance:
+        done = rebuild_dedup(runtime.engine, lambda _done, _total: advance())
     _say(f"re-decided {done} {'article' if done == 1 else 'articles'} in {time.monotonic() - started:.1f}s")
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from worker.analysis.dedup import Decision, Document, content_hash
+from worker.analysis.dedup import Decision, Document, content_hash, exact_decision
 from worker.analysis.urls import canonical_url
 from worker.store.models import (
     KEY_GUID,
@@ -179,15 +179,7 @@ def _exact_duplicate(
             return "tombstone"
         duplicate_of, _ = batch.owner_meta(session, owner_id)
         root = duplicate_of if duplicate_of is not None else owner_id
-        return Decision(
-            duplicate_of=root,
-            dup_method=kind,
-            dup_score=1.0,
-            story_of=root,
-            story_method=f"same-article:{kind}",
-            story_score=1.0,
-            explain={"matched_key": kind, "value": value, "article_id": root},
-        )
+        return exact_decision(kind, value, root)
     return None
 
 

@@ -39,6 +39,7 @@ from worker.analysis.dedup import (
     STORY_MAX_DAYS,
     STORY_MIN_EXCLUSIVE_TERMS,
     STORY_RULES,
+    STORY_SAME_ARTICLE,
     Analysis,
     ArticleMatch,
     Decision,
@@ -52,6 +53,7 @@ from worker.analysis.dedup import (
     day_number,
     decode_shingles,
     encode_shingles,
+    exact_decision,
     periods_around,
     term_period,
     term_period_key,
@@ -75,7 +77,6 @@ STORY_CANDIDATES = 8
 # Articles re-decided per transaction by `rebuild_dedup`.
 REBUILD_BATCH = 500
 
-STORY_SAME_ARTICLE = "same-article"
 STORY_NEW = "new"
 
 
@@ -506,13 +507,5 @@ def _exact_duplicate(session: Session, article: Article) -> Decision | None:
         ).first()
         if row is not None:
             root = row[1] if row[1] is not None else row[0]
-            return Decision(
-                duplicate_of=root,
-                dup_method=kind,
-                dup_score=1.0,
-                story_of=root,
-                story_method=f"{STORY_SAME_ARTICLE}:{kind}",
-                story_score=1.0,
-                explain={"matched_key": kind, "value": value, "article_id": root},
-            )
+            return exact_decision(kind, value, root)
     return None
