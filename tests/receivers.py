@@ -25,6 +25,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import logging
 import socket
 import threading
 import time
@@ -51,6 +52,11 @@ OK_STATUS = 200
 ERROR_STATUS = 500
 
 _T = TypeVar("_T")
+
+
+# aiosmtpd logs every connection at INFO from its own thread, sometimes after pytest closed the capture
+# streams ("--- Logging error ---"): only its warnings are worth seeing.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def _free_port() -> int:
