@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_, update
@@ -272,6 +272,7 @@ _TERM_KIND = 0
 
 
 @cache
+@lru_cache(maxsize=4096)
 def _lookup_sql(dup_keys: int, term_keys: int) -> TextClause:
     """The one statement of a lookup: the newest postings of each same-article key and the stories of each
     term near the date, as a union of per-key LIMITs. Plain SQL, built once per shape."""
