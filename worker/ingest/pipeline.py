@@ -188,13 +188,11 @@ class Pipeline:
                 if not running:
                     break
                 stop_wait = asyncio.ensure_future(stop.wait())
-                done, _ = await asyncio.wait([*running, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait([*running, stop_wait], return_when=asyncio.FIRST_COMPLETED)
                 stop_wait.cancel()
-                for task in done:
-                    if task is stop_wait:
-                        continue
-                    running.pop(task)  # type: ignore[call-overload]
-                    outcome = task.result()  # type: ignore[union-attr]
+                for task in [t for t in running if t.done()]:
+                    running.pop(task)
+                    outcome = task.result()
                     summary.add(outcome)
                     if progress is not None:
                         progress(outcome)
@@ -258,7 +256,7 @@ class Pipeline:
             with session_scope(self.engine) as session:
                 feed = session.get(Feed, snap.id)
                 if feed is not None:
-                    self._apply_schedule(feed, result, None, message, utcnow())
+                    self._apply_schedule(session, feed, result, None, message, utcnow())
             return FeedOutcome(snap.id, snap.url, error=message)
 
     def _process(self, session: Session, snap: FeedSnapshot, result: FetchResult) -> FeedOutcome:
@@ -294,13 +292,19 @@ class Pipeline:
             else:
                 feed.etag, feed.last_modified = result.etag, result.last_modified
             feed.last_success = now
-        self._apply_schedule(feed, result, parsed, parse_error, now)
+        self._apply_schedule(session, feed, result, parsed, parse_error, now)
         if outcome.error:
             log.warning("%s: %s", redact_url(snap.url), outcome.error)
         return outcome
 
     def _apply_schedule(
-        self, feed: Feed, result: FetchResult, parsed: ParsedFeed | None, error: str | None, now: datetime
+        self,
+        session: Session,
+        feed: Feed,
+        result: FetchResult,
+        parsed: ParsedFeed | None,
+        error: str | None,
+        now: datetime,
     ) -> None:
         decision = schedule.decide(
             now,
@@ -324,12 +328,8 @@ class Pipeline:
             feed.enabled = False
             feed.disabled_reason = decision.disable_reason
         if decision.moved_to is not None and decision.moved_to != feed.url:
-            session = Session.object_session(feed)
-            taken = (
-                session is not None
-                and session.exec(select(Feed.id).where(Feed.url == decision.moved_to)).first()
-            )
-            if not taken:
+            taken = session.exec(select(Feed.id).where(col(Feed.url) == decision.moved_to)).first()
+            if taken is None:
                 log.info("%s moved permanently to %s", redact_url(feed.url), redact_url(decision.moved_to))
                 feed.url = decision.moved_to
 
