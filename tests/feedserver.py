@@ -32,7 +32,7 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from inspect import signature
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
@@ -299,23 +299,24 @@ def _install_canned(server: FeedServer) -> None:
     server.behave("/hang-up", "hang-up")
 
 
-class FeedServer:
-    """A threaded HTTP server on 127.0.0.1; use it as a context manager."""
+class LoopbackServer:
+    """A ThreadingHTTPServer on 127.0.0.1 served from a daemon thread; a context manager.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._routes: dict[str, _Document | _Behaviour] = {}
-        self._seen: defaultdict[str, list[SeenRequest]] = defaultdict(list)
-        self._active = 0
-        self._peak = 0
+    Subclasses set up their own state, then call `_serve(httpd, name)`. `_stopping` is set first on exit, so
+    handlers that wait or stream notice it and end.
+    """
+
+    _httpd: ThreadingHTTPServer
+    _thread: threading.Thread
+
+    def _serve(self, httpd: ThreadingHTTPServer, name: str) -> None:
         self._stopping = threading.Event()
-        self._httpd = _HTTPServer(self)
+        self._httpd = httpd
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, args=(POLL_INTERVAL,), name="feed-server", daemon=True
+            target=httpd.serve_forever, args=(POLL_INTERVAL,), name=name, daemon=True
         )
-        _install_canned(self)
 
-    def __enter__(self) -> FeedServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -337,6 +338,19 @@ class FeedServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+class FeedServer(LoopbackServer):
+    """A threaded HTTP server on 127.0.0.1 serving feeds; use it as a context manager."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._routes: dict[str, _Document | _Behaviour] = {}
+        self._seen: defaultdict[str, list[SeenRequest]] = defaultdict(list)
+        self._active = 0
+        self._peak = 0
+        self._serve(_HTTPServer(self), "feed-server")
+        _install_canned(self)
 
     def url(self, path: str = "/") -> str:
         return self.base_url + path

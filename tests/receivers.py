@@ -41,11 +41,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from tests.feedserver import LoopbackServer
+
 HOST = "127.0.0.1"
 # How long `wait_for` waits by default for the expected deliveries.
 WAIT_TIMEOUT = 5.0
-# How often the HTTP accept loop looks for a stop request: shutdown waits up to this long.
-POLL_INTERVAL = 0.02
 ACCEPTED_REPLY = "250 Message accepted for delivery"
 TEMPORARY_FAILURE_REPLY = "451 4.3.0 Temporary failure, try again later"
 OK_STATUS = 200
@@ -304,41 +304,14 @@ class _WebhookHTTPServer(ThreadingHTTPServer):
         super().__init__((HOST, 0), _WebhookHandler)
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackServer):
     """A threaded HTTP server on 127.0.0.1 that records requests and fails on demand; a context manager."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults = _Faults()
         self._inbox: _Inbox[ReceivedRequest] = _Inbox()
-        self._stopping = threading.Event()
-        self._httpd = _WebhookHTTPServer(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, args=(POLL_INTERVAL,), name="webhook-receiver", daemon=True
-        )
-
-    def __enter__(self) -> WebhookReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        self._serve(_WebhookHTTPServer(self), "webhook-receiver")
 
     def fail_next(self, count: int, status: int = ERROR_STATUS) -> None:
         """Answer the next `count` requests with `status`."""
