@@ -34,6 +34,7 @@ from worker.alerts.outbox import (
 from worker.alerts.render import AlertItem, Message, TagLine, Templates, render_alert, render_digest
 from worker.config import AlertSettings
 from worker.store.db import session_scope
+from worker.store.leases import skip_locked
 from worker.store.models import (
     DELIVERY_FAILED,
     DELIVERY_PENDING,
@@ -106,8 +107,7 @@ class Deliverer:
                     .order_by(col(Delivery.id))
                     .limit(DIGEST_MAX_ITEMS)
                 )
-                if session.get_bind().dialect.name == "postgresql":
-                    query = query.with_for_update(skip_locked=True)
+                query = skip_locked(query, session)
                 rows = list(session.exec(query))
                 if not rows:
                     continue
@@ -166,8 +166,7 @@ class Deliverer:
                 .order_by(col(Delivery.next_attempt), col(Delivery.id))
                 .limit(1)
             )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
+            query = skip_locked(query, session)
             while True:
                 row = session.exec(query).first()
                 if row is None:

@@ -209,6 +209,16 @@ def _evidence_dict(evidence: Any) -> dict[str, Any]:
     return {name: getattr(evidence, name) for name in fields if hasattr(evidence, name)}
 
 
+def record_decision(article: Article, decision: Decision) -> None:
+    """Copy a dedup verdict onto its article (the story id is the caller's: it may need a lookup)."""
+    article.duplicate_of = decision.duplicate_of
+    article.dup_method = decision.dup_method
+    article.dup_score = decision.dup_score
+    article.story_method = decision.story_method
+    article.story_score = decision.story_score
+    article.dedup_explain = decision.explain or None
+
+
 def new_story_id(guid_key_value: str) -> str:
     """A new story's id: derived from its first article's feed+guid key, so it is known before the insert."""
     return "s" + hashlib.sha256(guid_key_value.encode("utf-8")).hexdigest()[:15]
@@ -316,12 +326,7 @@ def _store_new(
     if exact == "tombstone":
         return None
     decision = exact if exact is not None else index.check(session, doc)
-    article.duplicate_of = decision.duplicate_of
-    article.dup_method = decision.dup_method
-    article.dup_score = decision.dup_score
-    article.story_method = decision.story_method
-    article.story_score = decision.story_score
-    article.dedup_explain = decision.explain or None
+    record_decision(article, decision)
     joined_story = batch.owner_meta(session, decision.story_of)[1] if decision.story_of is not None else None
     article.story_id = joined_story or new_story_id(gkey)
     if joined_story is None:

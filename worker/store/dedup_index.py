@@ -58,7 +58,7 @@ from worker.analysis.dedup import (
     term_period,
     term_period_key,
 )
-from worker.store.articles import document_of, guid_key, new_story_id
+from worker.store.articles import document_of, guid_key, new_story_id, record_decision
 from worker.store.models import Article, DedupProfile, DedupStoryTerm, Fingerprint
 
 BAND_WINNOW = 1
@@ -472,12 +472,7 @@ def _redecide(session: Session, index: DedupIndex, article: Article) -> None:
     assert article.id is not None
     doc = document_of(article)
     decision = _exact_duplicate(session, article) or index.check(session, doc)
-    article.duplicate_of = decision.duplicate_of
-    article.dup_method = decision.dup_method
-    article.dup_score = decision.dup_score
-    article.story_method = decision.story_method
-    article.story_score = decision.story_score
-    article.dedup_explain = decision.explain or None
+    record_decision(article, decision)
     joined = session.get(Article, decision.story_of) if decision.story_of is not None else None
     if joined is not None and joined.story_id is not None:
         article.story_id = joined.story_id

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from worker.errors import NewswatchError
 from worker.redact import redact_url
+from worker.store.leases import skip_locked
 from worker.store.models import FEED_ORIGIN_CONFIG, FEED_ORIGIN_USER, Article, Feed
 from worker.timeutil import utcnow
 
@@ -213,8 +214,7 @@ def claim_due(
     )
     if not every:
         query = query.where(col(Feed.next_check) <= now)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    query = skip_locked(query, session)
     ids = [feed_id for feed_id in session.exec(query) if feed_id is not None]
     if not ids:
         return []

@@ -11,15 +11,28 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlmodel import Session, col, select
 
 from worker.store.db import session_scope
 from worker.store.models import Delivery, Feed
 
 _LEASED = (Feed, Delivery)
+
+
+_Query = TypeVar("_Query", bound=GenerativeSelect)
+
+
+def skip_locked(query: _Query, session: Session) -> _Query:
+    """On PostgreSQL, let concurrent claimers pass over rows another worker is claiming (no waiting);
+    SQLite has one writer at a time anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
 
 
 def host_name() -> str:
