@@ -45,6 +45,12 @@ DEFAULT_LEASE = 300
 DEFAULT_ALERT_MAX_AGE = 24 * 3600
 DEFAULT_ALERT_CONCURRENCY = 8
 DEFAULT_ALERT_LEASE = 120
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8484
+DEFAULT_API_STALE_AFTER = 2 * 3600
+DEFAULT_RETENTION_DAYS = 0  # 0 keeps every article forever
+DEFAULT_MAINTENANCE_EVERY = 24 * 3600
+DEFAULT_LOG_FORMAT = "text"
 DEFAULT_POLICY = "default"
 TEMPLATE_KEYS = ("title", "text", "markdown", "html")
 
@@ -124,6 +130,22 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    host: str = DEFAULT_API_HOST
+    port: int = DEFAULT_API_PORT
+    # Required when `host` is not a loopback address: requests must carry "Authorization: Bearer <token>".
+    token: str | None = None
+    # /healthz answers 503 when the last successful poll is older than this.
+    stale_after: float = DEFAULT_API_STALE_AFTER
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    days: int = DEFAULT_RETENTION_DAYS  # feed articles older than this are deleted (seeds never); 0 = keep
+    maintenance_every: float = DEFAULT_MAINTENANCE_EVERY  # retention + VACUUM/ANALYZE this often
+
+
+@dataclass(frozen=True)
 class Settings:
     config_file: Path | None
     state_dir: Path
@@ -137,6 +159,9 @@ class Settings:
     poll_lease: float = DEFAULT_LEASE
     http: fetch.FetchLimits = field(default_factory=fetch.FetchLimits)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    log_format: str = DEFAULT_LOG_FORMAT  # "text" or "json" (--log-format overrides)
     tags_file: Path | None = None
     seeds_dir: Path | None = None
     seeds_auto_import: bool = True
@@ -276,6 +301,14 @@ SCHEMA: dict[str, dict[str, Parser]] = {
         "concurrency": _integer(1, 256),
         "lease": _duration(10, 86400),
     },
+    "api": {
+        "host": _str,
+        "port": _integer(1, 65535),
+        "token": _str,
+        "stale_after": _duration(60, 30 * 86400),
+    },
+    "retention": {"days": _integer(0, 100 * 365), "maintenance_every": _duration(60, 30 * 86400)},
+    "log": {"format": _choice("text", "json")},
     "tagging": {"rules": _str},
     "seeds": {"dir": _str, "auto_import": _bool},
 }
@@ -479,6 +512,7 @@ def load_settings(explicit: str | Path | None = None, env: Mapping[str, str] | N
     top, db, poll, http, alerts, tagging, seeds = (
         values[name] for name in ("", "database", "poll", "http", "alerts", "tagging", "seeds")
     )
+    api, retention, log = (values[name] for name in ("api", "retention", "log"))
     state_dir = _resolve(base, top.get("state_dir")) or default_state_dir()
     database_url = db.get("url") or f"sqlite:///{state_dir / 'newswatch.db'}"
     default_limits = fetch.FetchLimits()
@@ -518,6 +552,17 @@ def load_settings(explicit: str | Path | None = None, env: Mapping[str, str] | N
             policies=policies,
             templates=templates,
         ),
+        api=ApiSettings(
+            host=api.get("host", DEFAULT_API_HOST),
+            port=api.get("port", DEFAULT_API_PORT),
+            token=api.get("token"),
+            stale_after=api.get("stale_after", DEFAULT_API_STALE_AFTER),
+        ),
+        retention=RetentionSettings(
+            days=retention.get("days", DEFAULT_RETENTION_DAYS),
+            maintenance_every=retention.get("maintenance_every", DEFAULT_MAINTENANCE_EVERY),
+        ),
+        log_format=log.get("format", DEFAULT_LOG_FORMAT),
         tags_file=_resolve(base, tagging.get("rules"), tags_default if tags_default.is_file() else None),
         seeds_dir=_resolve(base, seeds.get("dir"), repo_seeds if repo_seeds.is_dir() else None),
         seeds_auto_import=seeds.get("auto_import", True),
