@@ -23,14 +23,14 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.schema import Table
 from sqlmodel import Session, col
 from sqlmodel.sql.sqltypes import UTCDateTime
 
@@ -188,23 +188,32 @@ class DedupIndex:
             explain=explain,
         )
 
-    def add(self, session: Session, article_id: int, doc: Document) -> None:
-        """Index the stored article `article_id` whose content is `doc` (its story already decided)."""
+    def add(self, session: Session, article_id: int, doc: Document, story_id: str | None = None) -> None:
+        """Index the stored article `article_id` whose content is `doc` and whose story is `story_id`
+        (read from the article when not given). Core statements on the session's connection: the ORM's
+        bulk path costs more than the inserts themselves."""
         analysis = self.analyse(doc)
+        connection = session.connection()
         rows = [{"band": BAND_WINNOW, "value": v, "article_id": article_id} for v in analysis.winnow_keys]
         if analysis.lead_key is not None:
             rows.append({"band": BAND_LEAD, "value": analysis.lead_key, "article_id": article_id})
         if rows:
-            session.execute(insert(Fingerprint), rows)
-        session.execute(
-            insert(DedupProfile).values(
-                article_id=article_id,
-                shingles=encode_shingles(analysis.profile.shingles),
-                terms=" ".join(sorted(analysis.profile.terms)),
-            )
+            connection.execute(_FINGERPRINT_INSERT, rows)
+        connection.execute(
+            _PROFILE_INSERT,
+            {
+                "article_id": article_id,
+                "shingles": encode_shingles(analysis.profile.shingles),
+                "terms": " ".join(sorted(analysis.profile.terms)),
+            },
         )
         if analysis.term_words:
-            _upsert_story_terms(session, article_id, analysis)
+            if story_id is None:
+                story_id = connection.execute(
+                    select(col(Article.story_id)).where(col(Article.id) == article_id)
+                ).scalar_one_or_none()
+            if story_id is not None:  # the story is decided before indexing: nothing to attribute otherwise
+                _upsert_story_terms(connection, article_id, story_id, analysis)
 
     def remove(self, session: Session, article_id: int) -> None:
         """Forget `article_id` (before its updated content is added again)."""
@@ -218,13 +227,8 @@ class DedupIndex:
             session.execute(delete(table))
 
 
-def _upsert_story_terms(session: Session, article_id: int, analysis: Analysis) -> None:
+def _upsert_story_terms(connection: Connection, article_id: int, story_id: str, analysis: Analysis) -> None:
     """Record that the article's story carries its terms in its period (the latest article wins)."""
-    story_id = session.execute(
-        select(col(Article.story_id)).where(col(Article.id) == article_id)
-    ).scalar_one_or_none()
-    if story_id is None:  # store_item decides the story before indexing: nothing to attribute otherwise
-        return
     day = int(analysis.profile.day)
     period = term_period(analysis.profile.day)
     rows = [
@@ -236,13 +240,19 @@ def _upsert_story_terms(session: Session, article_id: int, analysis: Analysis) -
         }
         for term in analysis.term_words
     ]
-    session.execute(_STORY_TERM_UPSERT[session.get_bind().dialect.name == "postgresql"], rows)
+    connection.execute(_STORY_TERM_UPSERT[connection.dialect.name == "postgresql"], rows)
+
+
+def _table(model: Any) -> Table:
+    """The Core table of a model: statements on it skip the ORM's per-row bookkeeping."""
+    table: Table = model.__table__
+    return table
 
 
 def _story_term_upsert(postgresql: bool) -> Any:
     # Built once and run with many rows (executemany): a VALUES list of varying length would be
     # compiled anew for every article.
-    statement = (pg_insert if postgresql else sqlite_insert)(DedupStoryTerm)
+    statement = (pg_insert if postgresql else sqlite_insert)(_table(DedupStoryTerm))
     return statement.on_conflict_do_update(
         index_elements=["term_key", "story_id"],
         set_={"article_id": statement.excluded.article_id, "day": statement.excluded.day},
@@ -251,34 +261,49 @@ def _story_term_upsert(postgresql: bool) -> Any:
 
 
 _STORY_TERM_UPSERT = {False: _story_term_upsert(False), True: _story_term_upsert(True)}
+_FINGERPRINT_INSERT = insert(_table(Fingerprint))
+_PROFILE_INSERT = insert(_table(DedupProfile))
 
 
 # --- lookups -------------------------------------------------------------------------------------------
 
 
 # One branch per key, each a bounded index range scan; `kind` is the band, or 0 for a story term.
+# `{o}name{c}` is the driver's placeholder for a named parameter.
 _DUP_BRANCH = (
     "SELECT band AS kind, value AS k, article_id, CAST(NULL AS VARCHAR(64)) AS story_id, "
-    "CAST(NULL AS INTEGER) AS day FROM fingerprint WHERE band = :b{i} AND value = :v{i} "
+    "CAST(NULL AS INTEGER) AS day FROM fingerprint WHERE band = {o}b{i}{c} AND value = {o}v{i}{c} "
     f"ORDER BY article_id DESC LIMIT {DUP_POSTINGS_PER_KEY}"
 )
 # Any rows will do for a term: more than MAX_TERM_STORIES of them make it generic, and fewer are all of them
 # (no ORDER BY, so a term carried by thousands of stories costs a few rows, not a sort).
 _TERM_BRANCH = (
     "SELECT 0 AS kind, term_key AS k, article_id, story_id, day FROM dedup_story_term "
-    f"WHERE term_key = :t{{i}} LIMIT {MAX_TERM_STORIES + 1}"
+    f"WHERE term_key = {{o}}t{{i}}{{c}} LIMIT {MAX_TERM_STORIES + 1}"
 )
 _TERM_KIND = 0
+# Named parameters as each driver spells them (sqlite3 ":name", psycopg "%(name)s").
+_PLACEHOLDERS = {"sqlite": (":", ""), "postgresql": ("%(", ")s")}
 
 
-@cache
 @lru_cache(maxsize=4096)
-def _lookup_sql(dup_keys: int, term_keys: int) -> TextClause:
+def _lookup_sql(dup_keys: int, term_keys: int, dialect: str) -> str:
     """The one statement of a lookup: the newest postings of each same-article key and the stories of each
-    term near the date, as a union of per-key LIMITs. Plain SQL, built once per shape."""
-    branches = [_DUP_BRANCH.format(i=i) for i in range(dup_keys)]
-    branches += [_TERM_BRANCH.format(i=i) for i in range(term_keys)]
-    return text(" UNION ALL ".join(f"SELECT * FROM ({b}) AS k{n}" for n, b in enumerate(branches)))
+    term near the date, as a union of per-key LIMITs. Plain SQL for the driver, built once per shape: it
+    runs once per new item, where SQLAlchemy's statement and result handling would cost more than SQLite's
+    index reads."""
+    o, c = _PLACEHOLDERS[dialect]
+    branches = [_DUP_BRANCH.format(o=o, c=c, i=i) for i in range(dup_keys)]
+    branches += [_TERM_BRANCH.format(o=o, c=c, i=i) for i in range(term_keys)]
+    return " UNION ALL ".join(f"SELECT * FROM ({b}) AS k{n}" for n, b in enumerate(branches))
+
+
+def _driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of `sql` run by the database driver itself, inside the session's transaction."""
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    rows: list[tuple[Any, ...]] = driver.execute(sql, params).fetchall()
+    return rows
 
 
 def _lookup(session: Session, analysis: Analysis) -> tuple[dict[int, Counter[int]], _TermStats]:
@@ -294,15 +319,16 @@ def _lookup(session: Session, analysis: Analysis) -> tuple[dict[int, Counter[int
     stories: dict[str, dict[str, tuple[int, int]]] = {t: {} for t in analysis.term_words}
     if not dup_keys and not term_of:
         return hits, _TermStats(stories, frozenset())
-    params: dict[str, int] = {}
+    params: dict[str, Any] = {}
     for i, (band, value) in enumerate(dup_keys):
         params[f"b{i}"] = band
         params[f"v{i}"] = value
     term_keys = sorted(term_of)
     for i, key in enumerate(term_keys):
         params[f"t{i}"] = key
+    dialect = "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+    rows = _driver_rows(session, _lookup_sql(len(dup_keys), len(term_keys), dialect), params)
     read: Counter[int] = Counter()
-    rows = session.connection().execute(_lookup_sql(len(dup_keys), len(term_keys)), params)
     for kind, key, article_id, story_id, story_day in rows:
         if kind != _TERM_KIND:
             hits[article_id][kind] += 1
