@@ -241,7 +241,12 @@ class Pipeline:
         """The new state of feeds that answered 304, in one transaction (they carry no items)."""
         try:
             with session_scope(self.engine) as session:
-                return [self._process(session, snap, result) for snap, result in batch]
+                # One query for the batch; each `_process` then finds its feed in the session (kept alive
+                # by `loaded`: the identity map holds weak references).
+                loaded = session.exec(select(Feed).where(col(Feed.id).in_([s.id for s, _ in batch]))).all()
+                outcomes = [self._process(session, snap, result) for snap, result in batch]
+                del loaded
+                return outcomes
         except SQLAlchemyError:
             return [self.process(snap, result) for snap, result in batch]  # one by one, errors recorded
 
