@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
+from itertools import accumulate
 from typing import Any
 
 from worker.analysis.text import fold, normalize
@@ -123,7 +124,11 @@ STORY_RULES = {
 _TAG = re.compile(r"<[^>]+>")
 _WORD = re.compile(r"\w+")
 # Words (starting with a letter) and numbers with their punctuation ("1,100", "36.8"), for story terms.
-_TERM_TOKEN = re.compile(r"[^\W\d_][^\W_]*|\d+(?:[.,]\d+)*")
+_TERM_TOKEN = r"[^\W\d_][^\W_]*|\d+(?:[.,]\d+)*"
+# The next term token, after the gaps and lower-case ASCII words before it: those words are neither names
+# nor numbers, and skipping them inside the regex spares a Python step for most words of a text. A skipped
+# word still ends a name: the text between the name and the next token is then not a joiner.
+_TERM_SCAN = re.compile(rf"(?:[a-z][^\W_]*+|[\W_]++)*+(?P<token>{_TERM_TOKEN})?")
 # What ends the text before a sentence opens: a full stop (maybe closing a quotation), a line break, or
 # an opening quotation mark.
 _OPENS_SENTENCE = re.compile(r"(?:[.!?][\"'”’»)\]]?|[\n“\"«‘(\[])\s*$")
@@ -140,11 +145,26 @@ _REPEATS = re.compile(r"(.)\1+")
 _LOOKALIKE = dict(zip("аеорсухіјѕԁԛԝһӏοανικτρυ", "aeopcyxijsdqwhloavuktpu", strict=True))
 _LOOKALIKE_TABLE = str.maketrans(_LOOKALIKE)
 _LOOKALIKE_CHARS = frozenset(_LOOKALIKE)
+_LOOKALIKE_CHAR = re.compile(f"[{''.join(_LOOKALIKE)}]")
 
-# What `text.fold` does to single characters, as translation tables for whole strings: its extra letter
-# folds (dotless i, ø, ß…) and removing every combining mark (diacritics after NFD).
-_FOLD_EXTRA = str.maketrans({"ı": "i", "ø": "o", "đ": "d", "ł": "l", "ß": "ss", "æ": "ae", "œ": "oe"})
-_COMBINING_MARKS = dict.fromkeys(c for c in range(0x10000) if unicodedata.combining(chr(c)))
+# What `text.fold` does to single characters, as whole-string steps: its extra letter folds (dotless i,
+# ø, ß…) and removing every combining mark (diacritics after NFD). Searches and a regex, not str.translate
+# with tables that lack most characters: that costs ~0.1 µs a character of non-ASCII text.
+_FOLD_EXTRA = (("ı", "i"), ("ø", "o"), ("đ", "d"), ("ł", "l"), ("ß", "ss"), ("æ", "ae"), ("œ", "oe"))
+
+
+def _char_class(codes: Iterable[int]) -> str:
+    """A regex character class of `codes`, consecutive ones as ranges."""
+    spans: list[list[int]] = []
+    for code in sorted(codes):
+        if spans and spans[-1][1] == code - 1:
+            spans[-1][1] = code
+        else:
+            spans.append([code, code])
+    return "[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in spans) + "]"
+
+
+_COMBINING_MARK = re.compile(_char_class(c for c in range(0x10000) if unicodedata.combining(chr(c))))
 
 # Cyrillic (Russian, Kazakh, Kyrgyz, Ukrainian letters) to Latin, for keying names across scripts.
 _CYRILLIC_LATIN = {
@@ -242,13 +262,24 @@ def _fold_prepared(text: str) -> str:
     """`text.fold` of a `prepare`d text, in whole-string steps instead of character by character."""
     if text.isascii():
         return text.lower()
-    folded = unicodedata.normalize("NFD", text.translate(_FOLD_EXTRA).casefold())
-    return folded.translate(_COMBINING_MARKS).translate(_FOLD_EXTRA)
+    folded = unicodedata.normalize("NFD", _fold_extra(text).casefold())
+    return _fold_extra(_COMBINING_MARK.sub("", folded))
+
+
+def _fold_extra(text: str) -> str:
+    for letter, folded in _FOLD_EXTRA:
+        if letter in text:
+            text = text.replace(letter, folded)
+    return text
 
 
 def words_of(prepared: str) -> list[str]:
     """The words detection compares, of a `prepare`d text: folded, look-alike letters read as Latin."""
-    return [_read_as_latin(word) for word in _WORD.findall(_fold_prepared(prepared))]
+    folded = _fold_prepared(prepared)
+    words = _WORD.findall(folded)
+    if _LOOKALIKE_CHAR.search(folded) is None:  # nothing to read as Latin: the usual case
+        return words
+    return [_read_as_latin(word) for word in words]
 
 
 def matching_words(text: str) -> list[str]:
@@ -273,17 +304,58 @@ def clean_title(title: str, outlet: str | None) -> str:
     return " - ".join(kept)
 
 
+# blake2b with an 8-byte digest, to copy: copying is cheaper than constructing one with that parameter.
+_BLAKE2B_64 = hashlib.blake2b(digest_size=8)
+
+
 def _hash64(value: str) -> int:
-    """A stable signed 64-bit hash (fits BIGINT on every database)."""
-    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    """A stable signed 64-bit hash (fits BIGINT on every database): blake2b with an 8-byte digest."""
+    hasher = _BLAKE2B_64.copy()
+    hasher.update(value.encode("utf-8"))
+    return int.from_bytes(hasher.digest(), "big", signed=True)
 
 
 def shingle_hashes(words: Sequence[str], size: int = SHINGLE_WORDS) -> list[int]:
-    """Hashes of the `size`-word shingles, in text order (the first one is the text's lead)."""
+    """Hashes of the `size`-word shingles, in text order (the first one is the text's lead).
+
+    Each is `_hash64` of the shingle's words joined by spaces; they are hashed as slices of the whole
+    text's bytes, so that no shingle is joined or encoded on its own.
+    """
     if len(words) < size:
         return []
-    return [_hash64(" ".join(words[i : i + size])) for i in range(len(words) - size + 1)]
+    text = " ".join(words)
+    data = text.encode("utf-8")
+    byte_lengths = map(len, words) if len(data) == len(text) else (len(w.encode("utf-8")) for w in words)
+    ends = list(accumulate(length + 1 for length in byte_lengths))  # after each word and its space
+    starts = [0, *ends[: len(words) - size]]  # of each shingle's first word
+    digests = []
+    for start, end in zip(starts, ends[size - 1 :], strict=True):
+        hasher = _BLAKE2B_64.copy()
+        hasher.update(data[start : end - 1])
+        digests.append(hasher.digest())
+    return list(struct.unpack(f">{len(digests)}q", b"".join(digests)))
+
+
+def window_minima(hashes: Sequence[int], window: int = WINNOW_WINDOW) -> list[int]:
+    """The minimum of every `window` consecutive hashes, in text order (one when there are fewer).
+
+    A window's minimum is kept until it leaves the window or a smaller hash enters: the minima are looked
+    for again only about twice per `window` hashes.
+    """
+    if len(hashes) <= window:
+        return [min(hashes)] if hashes else []
+    minima = []
+    lowest, at = 0, -1  # the current window's minimum and where it is
+    for start in range(len(hashes) - window + 1):
+        end = start + window - 1
+        if at < start:
+            span = hashes[start : end + 1]
+            lowest = min(span)
+            at = start + span.index(lowest)
+        elif hashes[end] <= lowest:
+            lowest, at = hashes[end], end
+        minima.append(lowest)
+    return minima
 
 
 def winnow(hashes: Sequence[int], window: int = WINNOW_WINDOW) -> set[int]:
@@ -292,12 +364,7 @@ def winnow(hashes: Sequence[int], window: int = WINNOW_WINDOW) -> set[int]:
     Two texts sharing a run of `window` consecutive shingles pick the same minimum from it, so they share a
     key however long either text is — the property a summary-inside-article lookup needs.
     """
-    if len(hashes) <= window:
-        return {min(hashes)} if hashes else set()
-    picked: set[int] = set()
-    for start in range(len(hashes) - window + 1):
-        picked.add(min(hashes[start : start + window]))
-    return picked
+    return set(window_minima(hashes, window))
 
 
 def lead_key(words: Sequence[str]) -> int | None:
@@ -388,29 +455,30 @@ def terms_of(clean: str) -> dict[str, str]:
     numbers only. The first `MAX_TERMS` terms are kept: news puts what matters first.
     """
     terms: dict[str, str] = {}
-    run: list[re.Match[str]] = []
+    run: list[tuple[int, int, str]] = []  # the words of the name being read: start, end, name key
 
     def close_run() -> None:
         if run:
-            key = _name_token_key(run[-1].group(0), clean, run[-1].start())
-            if key is not None:
-                terms.setdefault(f"n:{key}", clean[run[0].start() : run[-1].end()])
+            terms.setdefault(f"n:{run[-1][2]}", clean[run[0][0] : run[-1][1]])
             run.clear()
 
-    for match in _TERM_TOKEN.finditer(clean):
-        token = match.group(0)
+    for match in _TERM_SCAN.finditer(clean):
+        token = match.group("token")
+        if token is None:  # the gap at the end of the text
+            continue
+        start = match.start("token")
         first = token[0]
         if first.isdigit():
             close_run()
             number = _number_key(token)
             if number is not None:
                 terms.setdefault(f"#:{number}", token)
-        elif not first.isupper() or _name_token_key(token, clean, match.start()) is None:
+        elif not first.isupper() or (key := _name_token_key(token, clean, start)) is None:
             close_run()
         else:
-            if run and clean[run[-1].end() : match.start()] not in _NAME_JOINERS:
+            if run and clean[run[-1][1] : start] not in _NAME_JOINERS:
                 close_run()
-            run.append(match)
+            run.append((start, start + len(token), key))
         if len(terms) >= MAX_TERMS:
             break
     close_run()
@@ -473,10 +541,12 @@ def analyse(doc: Document) -> Analysis:
             term_words.setdefault(key, word)
     # The store keeps 32 bits of each shingle hash: plenty to measure containment, half the space.
     shingles = tuple(h >> 32 for h in hashes[:MAX_PROFILE_SHINGLES])
+    minima = window_minima(hashes)
     return Analysis(
         profile=Profile(shingles=shingles, terms=frozenset(term_words), day=day_number(doc.published)),
-        winnow_keys=frozenset(winnow(hashes)),
-        lead_winnow_keys=frozenset(winnow(hashes[:LOOKUP_SHINGLES])),
+        winnow_keys=frozenset(minima),
+        # The windows within the first LOOKUP_SHINGLES (≥ WINNOW_WINDOW) shingles are the text's first ones.
+        lead_winnow_keys=frozenset(minima[: LOOKUP_SHINGLES - WINNOW_WINDOW + 1]),
         lead_key=lead_key(words),
         term_words=term_words,
     )
