@@ -6,13 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from worker.cli.common import check_format, console, open_store, print_json, progress_bar
 from worker.errors import NewswatchError
 from worker.ingest.seeds import seed_files
 from worker.runtime import import_seeds
 from worker.store.db import session_scope
+from worker.store.models import Article
 from worker.store.queries import ArticleView, article_view
 
 seeds_app = typer.Typer(no_args_is_help=True)
@@ -31,7 +34,8 @@ def show(
     why: Annotated[bool, typer.Option("--why", help="Explain the duplicate and story decision.")] = False,
     output: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
 ) -> None:
-    """One stored article: text, tags with their evidence, duplicate and story decisions."""
+    """One stored article: its whole text, tags with their evidence, what it duplicates and what duplicates
+    it, the other articles of its story, and its alert deliveries."""
     check_format(output, ("text", "json"))
     runtime = open_store(ctx)
     with session_scope(runtime.engine) as session:
@@ -50,9 +54,14 @@ def _evidence_text(evidence: dict[str, object]) -> str:
     return f"{evidence.get('matched') or evidence.get('term')} ({evidence.get('field')}{place})"
 
 
+def _related(article: Article) -> str:
+    day = article.published.strftime("%Y-%m-%d")
+    return f"#{article.id} {day} {article.outlet or article.source}: {article.title or '(no title)'}"
+
+
 def _print_view(view: ArticleView, data: dict[str, object], why: bool) -> None:
     a = view.article
-    console.print(f"[bold]{a.title}[/bold]" if a.title else "[dim](no title)[/dim]", highlight=False)
+    console.print(f"[bold]{escape(a.title)}[/bold]" if a.title else "[dim](no title)[/dim]", highlight=False)
     meta = [f"#{a.id}", a.source, a.outlet or "", a.published.strftime("%Y-%m-%d %H:%M UTC")]
     console.print(" · ".join(m for m in meta if m), style="dim", highlight=False, markup=False)
     if a.url:
@@ -61,20 +70,31 @@ def _print_view(view: ArticleView, data: dict[str, object], why: bool) -> None:
         table = Table("tag", "score", "evidence", title="tags", title_justify="left")
         for tag in view.tags:
             evidence = ", ".join(_evidence_text(e) for e in tag.evidence)
-            table.add_row(tag.tag, f"{tag.score:.2f}", evidence)
+            table.add_row(tag.tag, f"{tag.score:.2f}", Text(evidence))
         console.print(table)
     else:
         console.print("tags: none", style="dim")
-    if a.duplicate_of is not None:
-        console.print(
-            f"duplicate of #{a.duplicate_of} ({a.dup_method}, score {a.dup_score or 0:.2f})", highlight=False
-        )
-    siblings = ", ".join(f"#{s.id}" for s in view.story_siblings) or "none"
-    console.print(f"story {a.story_id} ({a.story_method}); also in this story: {siblings}", highlight=False)
+    if view.original is not None:
+        line = f"duplicate of {_related(view.original)} ({a.dup_method}, score {a.dup_score or 0:.2f})"
+        console.print(line, highlight=False, markup=False)
+    for label, articles in (("duplicates", view.duplicates), ("also in this story", view.story_siblings)):
+        if articles:
+            console.print(f"{label}:", highlight=False)
+            for related in articles:
+                console.print(f"  {_related(related)}", highlight=False, markup=False)
+    console.print(f"story {a.story_id} ({a.story_method})", style="dim", highlight=False, markup=False)
+    if view.deliveries:
+        table = Table("id", "kind", "target", "status", "attempts", "sent", "last error", title="deliveries")
+        table.title_justify = "left"
+        for d in view.deliveries:
+            sent = d.sent_at.strftime("%Y-%m-%d %H:%M") if d.sent_at else "-"
+            cells = (str(d.id), d.kind, d.target, d.status, str(d.attempts), sent, d.last_error or "")
+            table.add_row(*(Text(cell) for cell in cells))
+        console.print(table)
     if why:
         print_json(data["why"])
     console.print()
-    console.print(a.text[:4000] + ("…" if len(a.text) > 4000 else ""), markup=False, highlight=False)
+    console.print(a.text, markup=False, highlight=False)
 
 
 @seeds_app.command("import")
