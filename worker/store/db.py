@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from worker.errors import StoreError, one_line
+from worker.store.fts import register_sqlite_functions
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -40,6 +41,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
+    register_sqlite_functions(dbapi_connection)  # nw_fold, which the full-text index triggers call
 
 
 def _sqlite_begin(connection: Any) -> None:
@@ -48,8 +50,16 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; creates the SQLite file's folder. Raises StoreError for an unusable URL."""
+def _sqlite_begin_read(connection: Any) -> None:
+    # Deferred: a reader gets a WAL snapshot and neither waits for nor blocks the writer.
+    connection.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, *, read_only: bool = False) -> Engine:
+    """An engine for `url`; creates the SQLite file's folder. Raises StoreError for an unusable URL.
+
+    `read_only` engines (the HTTP API) only read: on SQLite their transactions do not take the write lock.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -61,7 +71,7 @@ def make_engine(url: str) -> Engine:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "begin", _sqlite_begin_read if read_only else _sqlite_begin)
         return engine
     if backend == "postgresql":
         try:
