@@ -1,7 +1,10 @@
-"""The daemon as users run it: a subprocess, stopped by SIGTERM or killed mid-poll, then restarted."""
+"""The daemon as users run it: a subprocess, stopped by SIGTERM or killed mid-poll, then restarted; and its
+scheduled maintenance."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import signal
 import sqlite3
@@ -9,10 +12,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from tests.conftest import REPO, write_config
 from tests.feedserver import FeedServer, rss
+from worker.daemon import Daemon
+from worker.runtime import Runtime, open_runtime
+from worker.store.articles import NewArticle, store_item
+from worker.store.db import session_scope
+from worker.store.models import Article
+from worker.timeutil import utcnow
 
 FEEDS = 8
 ITEMS = 5
@@ -139,3 +153,45 @@ def test_kill_9_mid_poll_then_restart_stores_everything_once(tmp_path: Path, fee
     _assert_complete_and_unique(db)
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _old_feed_article(runtime: Runtime, days: int) -> None:
+    """A feed article published and fetched `days` ago."""
+    then = utcnow() - timedelta(days=days)
+    item = NewArticle("feed", None, "old-1", "https://outlet.example/old", "Old council news", "Old.", then)
+    with session_scope(runtime.engine) as session:
+        store_item(session, item, runtime.index, None)
+        session.execute(update(Article).where(col(Article.guid) == "old-1").values(fetched_at=then))
+
+
+def _feed_articles(runtime: Runtime) -> int:
+    with session_scope(runtime.engine) as session:
+        return len(session.exec(select(Article.id).where(col(Article.source) == "feed")).all())
+
+
+def test_maintenance_runs_one_interval_after_the_start_and_logs_its_report(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    retention = '[retention]\ndays = 30\nmaintenance_every = "1h"\n'
+    runtime = open_runtime(write_config(tmp_path, "tick = 0.5\n" + retention))
+    _old_feed_article(runtime, days=60)
+    started = utcnow()
+
+    async def scenario() -> datetime:
+        daemon = Daemon(runtime)
+        running = asyncio.create_task(daemon.run())
+        while daemon.scheduler.get_job("maintenance") is None or not daemon.scheduler.running:
+            await asyncio.sleep(0.05)
+        job = daemon.scheduler.get_job("maintenance")
+        first_run: datetime = job.next_run_time
+        await daemon.maintain()  # what the job does when its time comes
+        daemon.request_stop("SIGTERM")
+        await running
+        return first_run
+
+    with caplog.at_level(logging.INFO, logger="newswatch.daemon"):
+        first_run = asyncio.run(scenario())
+    assert first_run >= started + timedelta(hours=1)
+    assert _feed_articles(runtime) == 0
+    assert "maintenance: 1 feed articles older than 30 days deleted" in caplog.text

@@ -1,20 +1,23 @@
 """Start-up shared by every command: settings, store (migrated), config feeds synced, seeds imported.
 
-Faces (cli, daemon, api) call `open_runtime`; it is the one place that decides what "starting" means.
+Faces (cli, daemon, api) call `open_runtime`; it is the one place that decides what "starting" means, and
+(`prepare_reload`, `apply_reload`) what a reload on SIGHUP changes: feeds, tag rules, channels and alert
+policies. Everything else is read once and needs a restart.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from worker.config import Settings, load_settings
+from worker.config import AlertSettings, Settings, load_settings
 from worker.errors import NewswatchError
 from worker.ingest.opml import parse_opml
 from worker.ingest.seeds import read_seed, seed_files
@@ -33,6 +36,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("newswatch")
 
+# What a reload replaces: these Settings fields, and these of Settings.alerts. The rest needs a restart.
+RELOADED_SETTINGS = ("feeds", "opml_file", "tags_file")
+RELOADED_ALERT_SETTINGS = ("channels_file", "policies")
+
+
+@dataclass(frozen=True)
+class Reload:
+    """A new configuration, read and validated completely, not yet in force."""
+
+    settings: Settings  # the running settings with the reloadable parts replaced
+    feeds: list[feed_store.DeclaredFeed]
+    tagger: Tagger
+    targets: tuple[Target, ...]
+    needs_restart: tuple[str, ...]  # settings that changed but apply only after a restart
+
 
 @dataclass
 class Runtime:
@@ -41,33 +59,39 @@ class Runtime:
     _tagger: Tagger | None = field(default=None, repr=False)
     _index: DedupIndex | None = field(default=None, repr=False)
     _targets: tuple[Target, ...] | None = field(default=None, repr=False)
+    _router: Router | None = field(default=None, repr=False)
+    # Poll threads build the lazy parts while a reload may replace them: without the lock, a tagger
+    # compiled from the old rules could overwrite the reloaded one.
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def tagger(self) -> Tagger:
         """The tagger for the configured rules, compiled once per process (or reload)."""
-        if self._tagger is None:
-            from worker.analysis.tagging import Tagger
-            from worker.tagrules import DEFAULT_RULES_PATH, load_rules
+        with self._lock:
+            if self._tagger is None:
+                from worker.analysis.tagging import Tagger
+                from worker.tagrules import DEFAULT_RULES_PATH, load_rules
 
-            self._tagger = Tagger(load_rules(self.settings.tags_file or DEFAULT_RULES_PATH))
-        return self._tagger
+                self._tagger = Tagger(load_rules(self.settings.tags_file or DEFAULT_RULES_PATH))
+            return self._tagger
 
     @property
     def targets(self) -> tuple[Target, ...]:
         """The alert targets of the channels file (none when no file is configured)."""
-        if self._targets is None:
-            from worker.alerts.channels import load_targets
-
-            path = self.settings.alerts.channels_file
-            routing = (*self.tagger.rules.tag_names, *(t for f in self.settings.feeds for t in f.tags))
-            self._targets = tuple(load_targets(path, routing)) if path is not None else ()
-        return self._targets
+        with self._lock:
+            if self._targets is None:
+                self._targets = _load_targets(self.settings, self.tagger)
+            return self._targets
 
     @property
     def router(self) -> Router:
-        from worker.alerts.outbox import Router
+        """The outbox router for the current targets and policies, built once per process (or reload)."""
+        with self._lock:
+            if self._router is None:
+                from worker.alerts.outbox import Router
 
-        return Router(self.targets, self.settings.alerts)
+                self._router = Router(self.targets, self.settings.alerts)
+            return self._router
 
     def pipeline(self, on_new: Callable[[], None] | None = None) -> Pipeline:
         """The poll pipeline of this runtime: its tagger, dedup index and outbox router."""
@@ -90,6 +114,50 @@ class Runtime:
             self._index = DedupIndex()
         return self._index
 
+    def sync_feeds(self, declared: Sequence[feed_store.DeclaredFeed]) -> feed_store.SyncReport:
+        """Make the store's config feeds match `declared` (one transaction) and log what changed."""
+        with session_scope(self.engine) as session:
+            report = feed_store.sync_declared(session, declared)
+        if report.added or report.changed or report.disabled:
+            log.info(
+                "config feeds: %d added, %d changed, %d disabled",
+                report.added,
+                report.changed,
+                report.disabled,
+            )
+        return report
+
+    def prepare_reload(self) -> Reload:
+        """Read the config file again, with its feeds (OPML too), tag rules and channels, and validate all
+        of it; nothing changes yet. Raises ConfigError (or NewswatchError) naming what is wrong."""
+        from worker.analysis.tagging import Tagger
+        from worker.tagrules import DEFAULT_RULES_PATH, load_rules
+
+        running = self.settings
+        new = load_settings(running.config_file)
+        settings = replace(
+            running,
+            **{name: getattr(new, name) for name in RELOADED_SETTINGS},
+            alerts=replace(
+                running.alerts, **{name: getattr(new.alerts, name) for name in RELOADED_ALERT_SETTINGS}
+            ),
+        )
+        feeds = declared_feeds(settings)
+        tagger = Tagger(load_rules(settings.tags_file or DEFAULT_RULES_PATH))
+        targets = _load_targets(settings, tagger)
+        return Reload(settings, feeds, tagger, targets, _needs_restart(running, new))
+
+    def apply_reload(self, new: Reload) -> None:
+        """Put a prepared reload in force: the pipeline reads tagger and router through this runtime on every
+        item, so the next article stored uses them. Feeds are synced separately (`sync_feeds`)."""
+        from worker.alerts.outbox import Router
+
+        with self._lock:
+            self._tagger = new.tagger
+            self._targets = new.targets
+            self._router = Router(new.targets, new.settings.alerts)
+            self.settings = new.settings
+
 
 class _LazyTagger:
     """The runtime's tagger, compiled only when something is tagged (an unchanged re-poll never is)."""
@@ -102,16 +170,37 @@ class _LazyTagger:
 
 
 class _LazyRouter:
-    """The outbox router, with the channels file read only when a new article needs routing."""
+    """The runtime's outbox router, with the channels file read only when a new article needs routing."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._router: Router | None = None
 
     def enqueue(self, session: Session, article: Article, results: Sequence[Any]) -> int:
-        if self._router is None:
-            self._router = self.runtime.router
-        return self._router.enqueue(session, article, results)
+        return self.runtime.router.enqueue(session, article, results)
+
+
+def _load_targets(settings: Settings, tagger: Tagger) -> tuple[Target, ...]:
+    from worker.alerts.channels import load_targets
+
+    path = settings.alerts.channels_file
+    routing = (*tagger.rules.tag_names, *(t for f in settings.feeds for t in f.tags))
+    return tuple(load_targets(path, routing)) if path is not None else ()
+
+
+def _needs_restart(running: Settings, new: Settings) -> tuple[str, ...]:
+    """Names of the settings that differ between `running` and `new` and that a reload does not apply."""
+    changed = [
+        f.name
+        for f in fields(Settings)
+        if f.name not in (*RELOADED_SETTINGS, "alerts") and getattr(running, f.name) != getattr(new, f.name)
+    ]
+    changed += [
+        f"alerts.{f.name}"
+        for f in fields(AlertSettings)
+        if f.name not in RELOADED_ALERT_SETTINGS
+        and getattr(running.alerts, f.name) != getattr(new.alerts, f.name)
+    ]
+    return tuple(changed)
 
 
 def declared_feeds(settings: Settings) -> list[feed_store.DeclaredFeed]:
@@ -133,21 +222,16 @@ def declared_feeds(settings: Settings) -> list[feed_store.DeclaredFeed]:
 
 def open_runtime(config: str | Path | None = None, *, prepare: bool = True) -> Runtime:
     """Load settings and open the store; with `prepare`, migrate, sync config feeds and import seeds."""
-    settings = load_settings(config)
+    return start_runtime(load_settings(config), prepare=prepare)
+
+
+def start_runtime(settings: Settings, *, prepare: bool = True) -> Runtime:
+    """`open_runtime` for settings already loaded."""
     engine = make_engine(settings.database_url)
     runtime = Runtime(settings, engine)
     if prepare:
         migrate(engine)
-        declared = declared_feeds(settings)
-        with session_scope(engine) as session:
-            report = feed_store.sync_declared(session, declared)
-        if report.added or report.changed or report.disabled:
-            log.info(
-                "config feeds: %d added, %d changed, %d disabled",
-                report.added,
-                report.changed,
-                report.disabled,
-            )
+        runtime.sync_feeds(declared_feeds(settings))
         if settings.seeds_auto_import and settings.seeds_dir is not None and settings.seeds_dir.is_dir():
             import_seeds(runtime, [settings.seeds_dir])
     return runtime

@@ -83,6 +83,14 @@ class Deliverer:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
+    def use(self, targets: Sequence[Target], settings: AlertSettings) -> None:
+        """Take the targets and policies of a reloaded config (the rest of `settings` needs a restart).
+
+        Rows of a target no longer in the channels file then fail as GONE_TARGET, as after a restart.
+        """
+        self.targets = {t.id: t for t in targets}
+        self.settings = settings
+
     # -- digests ------------------------------------------------------------------------------------------
 
     def build_digests(self) -> int:

@@ -11,9 +11,10 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from worker import __version__
-from worker.cli import alerts, articles, feeds, poll
-from worker.cli.common import Options, error_line, setup_logging
+from worker.cli import alerts, articles, feeds, maintain, poll, search, serve
+from worker.cli.common import Options, error_line
 from worker.errors import ConfigError, NewswatchError, one_line
+from worker.logs import FORMATS, LEVELS, log_file, setup_logging
 
 app = typer.Typer(
     name="newswatch",
@@ -40,16 +41,27 @@ def _root(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text (readable lines) or json (one object per line); default: [log] format."),
+    ] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
-    if log_level.lower() not in ("debug", "info", "warning", "error"):
+    if log_level.lower() not in LEVELS:
         raise typer.BadParameter("expected debug, info, warning or error", param_hint="--log-level")
-    ctx.obj = Options(config=config, log_level=log_level)
-    setup_logging(log_level)
+    if log_format is not None and log_format not in FORMATS:
+        raise typer.BadParameter("expected text or json", param_hint="--log-format")
+    ctx.obj = Options(
+        config=config, log_level=log_level, log_format=log_format, log_file=log_file(ctx.invoked_subcommand)
+    )
+    setup_logging(log_level, log_format or "text", ctx.obj.log_file)
 
 
 poll.register(app)
 articles.register(app)
+search.register(app)
+maintain.register(app)
+serve.register(app)
 app.add_typer(feeds.app, name="feeds", help="Subscribe, list, remove, import and export feeds.")
 app.add_typer(alerts.app, name="alerts", help="List, retry and test alert deliveries.")
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from worker.runtime import Runtime, open_runtime
+from worker.config import DEFAULT_LOG_FORMAT, load_settings
+from worker.logs import setup_logging
+from worker.runtime import Runtime, start_runtime
 
 # soft_wrap: a line stays one line (scripts grep them); tables still fit the terminal.
 console = Console(soft_wrap=True)
@@ -29,15 +29,12 @@ def error_line(message: str) -> None:
     sys.stderr.write(f"error: {message}\n")
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-# journald stamps every line itself: a second timestamp would only be noise.
-JOURNAL_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
-
-
 @dataclass
 class Options:
     config: Path | None = None
     log_level: str = "info"
+    log_format: str | None = None  # --log-format; None: the config's [log] format decides
+    log_file: Path | None = None
 
 
 def options(ctx: typer.Context) -> Options:
@@ -47,16 +44,17 @@ def options(ctx: typer.Context) -> Options:
     return root.obj
 
 
-def setup_logging(level: str) -> None:
-    fmt = JOURNAL_LOG_FORMAT if os.environ.get("JOURNAL_STREAM") else LOG_FORMAT
-    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr, force=True)
-    for noisy in ("httpx", "httpcore", "apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
 def open_store(ctx: typer.Context, *, prepare: bool = True) -> Runtime:
-    """The runtime for this command: settings, migrated store, config feeds synced, seeds imported."""
-    return open_runtime(options(ctx).config, prepare=prepare)
+    """The runtime for this command: settings, migrated store, config feeds synced, seeds imported.
+
+    Logging switches to the config's [log] format first (unless --log-format chose one), so that the
+    start-up lines already come in it.
+    """
+    opts = options(ctx)
+    settings = load_settings(opts.config)
+    if opts.log_format is None and settings.log_format != DEFAULT_LOG_FORMAT:
+        setup_logging(opts.log_level, settings.log_format, opts.log_file)
+    return start_runtime(settings, prepare=prepare)
 
 
 def print_json(value: Any) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.schema import Table
@@ -122,6 +122,8 @@ _KEY_INSERT = {
 _ARTICLE_TABLE: Table = Article.__table__  # type: ignore[attr-defined]
 _ARTICLE_INSERT = insert(_ARTICLE_TABLE).returning(_ARTICLE_TABLE.c.id)
 _TAG_INSERT = insert(ArticleTag.__table__)  # type: ignore[attr-defined]
+# Any constant will do; it only has to be the same for every Newswatch process.
+_PG_SEED_LOCK = 0x6E770004
 # Lookups of many keys at once stay below SQLite's bound-parameter limit.
 _LOOKUP_CHUNK = 500
 
@@ -254,6 +256,10 @@ def store_items(
 
     Identity keys are read for the whole batch in a few queries and written in one statement at the end.
     """
+    if session.get_bind().dialect.name == "postgresql" and any(item.feed_id is None for item in items):
+        # A seed has no feed, so no unique (feed, guid) stops two workers starting together from each
+        # inserting it: they take turns, and the second reads the first one's keys.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SEED_LOCK})
     gkeys = [guid_key(item.feed_id, item.guid) for item in items]
     located = [(canonical_url(item.url), content_hash(item.title, item.text)) for item in items]
     wanted = [(KEY_GUID, g) for g in gkeys]

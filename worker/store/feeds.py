@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, or_, text, update
 from sqlmodel import Session, col, select
 
 from worker.errors import NewswatchError
@@ -17,6 +17,8 @@ from worker.store.models import FEED_ORIGIN_CONFIG, FEED_ORIGIN_USER, Article, F
 from worker.timeutil import utcnow
 
 REMOVED_FROM_CONFIG = "removed from the config file"
+# Any constant will do; it only has to be the same for every Newswatch process.
+_PG_SYNC_LOCK = 0x6E770003
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,14 @@ def _interval(value: float | None) -> int | None:
 
 
 def sync_declared(session: Session, declared: Sequence[DeclaredFeed]) -> SyncReport:
-    """Make the store's config feeds match the config: add, update, and disable what it no longer lists."""
+    """Make the store's config feeds match the config: add, update, and disable what it no longer lists.
+
+    Workers starting together sync one after another, each seeing what the one before added (else both
+    insert the same feeds and one fails): on PostgreSQL under an advisory lock held to the end of the
+    transaction; SQLite's writer lock, taken at BEGIN, already does it.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SYNC_LOCK})
     added = changed = disabled = 0
     wanted = {feed.url: feed for feed in declared}
     existing = {
