@@ -264,6 +264,8 @@ class _WebhookHandler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            return  # the client died mid-request (a kill -9): nothing arrived, as with a real service
         status, delay = self.server.receiver._decide()
         if delay and self.server.receiver._stopping.wait(delay):
             return  # stopping: the client gets nothing, as from a server going away
