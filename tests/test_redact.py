@@ -49,3 +49,9 @@ def test_a_feed_password_is_never_printed_or_logged(tmp_path: Path, feed_server:
         )
         assert "s3cr3t-pw" not in done.stdout + done.stderr, args
     assert feed_server.hits("/server-error") == 1  # the poll really ran
+
+
+def test_urls_without_secrets_are_left_exactly_as_they_are() -> None:
+    # urlsplit/urlunsplit would collapse the empty host of an absolute SQLite path.
+    for url in ("sqlite:////var/lib/newswatch/newswatch.db", "https://example.org/rss.xml?a=1&b=2"):
+        assert redact_url(url) == url

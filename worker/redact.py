@@ -39,4 +39,6 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(_is_secret(k) for k, _ in pairs):
             query = urlencode([(k, MASK if _is_secret(k) else v) for k, v in pairs], safe="*")
+    if netloc == parts.netloc and query == parts.query:
+        return url  # nothing to mask: unchanged (re-joining would turn "sqlite:////abs" into "sqlite://abs")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
