@@ -34,8 +34,7 @@ def show(
     why: Annotated[bool, typer.Option("--why", help="Explain the duplicate and story decision.")] = False,
     output: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
 ) -> None:
-    """One stored article: its whole text, tags with their evidence, what it duplicates and what duplicates
-    it, the other articles of its story, and its alert deliveries."""
+    """One article: its text, tags with evidence, duplicates, story siblings and alert deliveries."""
     check_format(output, ("text", "json"))
     runtime = open_store(ctx)
     with session_scope(runtime.engine) as session:

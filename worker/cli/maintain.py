@@ -29,8 +29,7 @@ def maintain(
         ),
     ] = None,
 ) -> None:
-    """Delete feed articles past retention (their identity keys stay as tombstones), then ANALYZE and,
-    when worth it, VACUUM."""
+    """Delete old feed articles (keys stay as tombstones), then ANALYZE and, when worth it, VACUUM."""
     runtime = open_store(ctx, prepare=False)
     migrate(runtime.engine)
     retention = runtime.settings.retention
