@@ -224,3 +224,16 @@ def test_tags_rebuild_retags_the_store_and_keeps_feed_tags(
         after = sorted(conn.execute("SELECT article_id, tag FROM article_tag").fetchall())
     assert after == before
     assert ("regional" in {tag for _, tag in after}) and ("kazakhstan" in {tag for _, tag in after})
+
+
+def test_poll_concurrency_bounds_the_fetches_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], feed_server: FeedServer
+) -> None:
+    urls = [feed_server.behave(f"/slow{n}.xml", "slow", delay=1.0, body=rss(f"S{n}", [])) for n in range(20)]
+    feeds = "".join(f'[[feeds]]\nurl = "{url}"\n' for url in urls)
+    # write_config's body continues its [poll] table.
+    body = "concurrency = 4\n" + feeds
+    config = write_config(tmp_path, body, http="timeout = 10\nper_host_limit = 100")
+    code, _out, err = cli(capsys, "--config", str(config), "poll")
+    assert code == 0, err
+    assert feed_server.max_concurrent == 4

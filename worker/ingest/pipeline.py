@@ -181,7 +181,7 @@ class Pipeline:
         try:
             while not stop.is_set():
                 if not exhausted and len(running) < concurrency:
-                    batch = await self._in_db(self._claim, concurrency * 2 - len(running), only_set)
+                    batch = await self._in_db(self._claim, concurrency - len(running), only_set)
                     exhausted = not batch
                     for snap in batch:
                         running[asyncio.create_task(self._poll_one(fetcher, snap))] = snap
