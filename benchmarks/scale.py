@@ -11,7 +11,7 @@
 
 Time is compressed: the issue's 15-minute interval is run as --interval seconds (default 180 s, 5×), so
 the feeds fall due 5× as fast as they would (5× the load) while the lag target stays 60 s; the report says
-so. The daemons run with the shipped defaults otherwise (tick 15 s, 32 feeds at a time); (b) uses a 1 s
+so. The daemons run with the shipped defaults otherwise (tick 15 s, 64 feeds at a time); (b) uses a 1 s
 tick so that the cycle starts at once. Before (a) measures anything, the workers poll every feed once
 (the first poll stores the items); then the feeds' next checks are spread evenly over one interval, as in
 a daemon that has been running for a while, and fresh worker processes are started for the three cycles.
@@ -624,7 +624,7 @@ def print_report(
         f"time compressed {compression:g}×: the 15-minute interval runs as {setup['interval']:g} s, so feeds "
         f"fall due at {setup['feeds'] / setup['interval']:.1f}/s instead of "
         f"{setup['feeds'] / REAL_INTERVAL:.1f}/s; the lag target stays {TARGET_LAG_P95:g} s. "
-        "Workers use the default tick (15 s) and concurrency (32)."
+        "Workers use the default tick (15 s) and concurrency (64)."
     )
     print()
     for result in steady_results:
