@@ -16,7 +16,6 @@ from typing import Any, Literal, Protocol
 from sqlalchemy import delete, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.schema import Table
 from sqlmodel import Session, col, select
 
 from worker.analysis.dedup import Decision, Document, content_hash, exact_decision
@@ -30,6 +29,7 @@ from worker.store.models import (
     ArticleTag,
     Feed,
     IdentityKey,
+    table_of,
 )
 from worker.timeutil import utcnow
 
@@ -111,17 +111,13 @@ def document_of(article: Article) -> Document:
 
 
 _KEY_INSERT = {
-    "sqlite": sqlite_insert(IdentityKey.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
-        index_elements=["kind", "value"]
-    ),
-    "postgresql": pg_insert(IdentityKey.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
-        index_elements=["kind", "value"]
-    ),
+    "sqlite": sqlite_insert(table_of(IdentityKey)).on_conflict_do_nothing(index_elements=["kind", "value"]),
+    "postgresql": pg_insert(table_of(IdentityKey)).on_conflict_do_nothing(index_elements=["kind", "value"]),
 }
 # Core statements on the tables: the ORM's bulk path costs more per row than the inserts themselves.
-_ARTICLE_TABLE: Table = Article.__table__  # type: ignore[attr-defined]
+_ARTICLE_TABLE = table_of(Article)
 _ARTICLE_INSERT = insert(_ARTICLE_TABLE).returning(_ARTICLE_TABLE.c.id)
-_TAG_INSERT = insert(ArticleTag.__table__)  # type: ignore[attr-defined]
+_TAG_INSERT = insert(table_of(ArticleTag))
 # Any constant will do; it only has to be the same for every Newswatch process.
 _PG_SEED_LOCK = 0x6E770004
 # Lookups of many keys at once stay below SQLite's bound-parameter limit.

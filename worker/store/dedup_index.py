@@ -30,7 +30,6 @@ from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_, up
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.schema import Table
 from sqlmodel import Session, col
 from sqlmodel.sql.sqltypes import UTCDateTime
 
@@ -59,7 +58,7 @@ from worker.analysis.dedup import (
     term_period_key,
 )
 from worker.store.articles import document_of, guid_key, new_story_id, record_decision
-from worker.store.models import Article, DedupProfile, DedupStoryTerm, Fingerprint
+from worker.store.models import Article, DedupProfile, DedupStoryTerm, Fingerprint, table_of
 
 BAND_WINNOW = 1
 BAND_LEAD = 2
@@ -243,16 +242,10 @@ def _upsert_story_terms(connection: Connection, article_id: int, story_id: str, 
     connection.execute(_STORY_TERM_UPSERT[connection.dialect.name == "postgresql"], rows)
 
 
-def _table(model: Any) -> Table:
-    """The Core table of a model: statements on it skip the ORM's per-row bookkeeping."""
-    table: Table = model.__table__
-    return table
-
-
 def _story_term_upsert(postgresql: bool) -> Any:
     # Built once and run with many rows (executemany): a VALUES list of varying length would be
     # compiled anew for every article.
-    statement = (pg_insert if postgresql else sqlite_insert)(_table(DedupStoryTerm))
+    statement = (pg_insert if postgresql else sqlite_insert)(table_of(DedupStoryTerm))
     return statement.on_conflict_do_update(
         index_elements=["term_key", "story_id"],
         set_={"article_id": statement.excluded.article_id, "day": statement.excluded.day},
@@ -261,8 +254,8 @@ def _story_term_upsert(postgresql: bool) -> Any:
 
 
 _STORY_TERM_UPSERT = {False: _story_term_upsert(False), True: _story_term_upsert(True)}
-_FINGERPRINT_INSERT = insert(_table(Fingerprint))
-_PROFILE_INSERT = insert(_table(DedupProfile))
+_FINGERPRINT_INSERT = insert(table_of(Fingerprint))
+_PROFILE_INSERT = insert(table_of(DedupProfile))
 
 
 # --- lookups -------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from worker.timeutil import utcnow
@@ -30,6 +30,12 @@ KEY_HASH = "hash"
 DELIVERY_PENDING = "pending"
 DELIVERY_SENT = "sent"
 DELIVERY_FAILED = "failed"
+
+
+def table_of(model: Any) -> Table:
+    """The Core table of a model: statements on it skip the ORM's per-row bookkeeping on hot paths."""
+    table: Table = model.__table__
+    return table
 
 
 class Feed(SQLModel, table=True):
