@@ -32,7 +32,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -46,6 +45,7 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from feedgen import DEFAULT_SEED, make_feed
+from runner import BenchmarkError, positive, run_in_workdir
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -80,10 +80,6 @@ _OUTPUT_TAIL_CHARS = 1500
 # Each alert's creation time (written inside the poll's transaction), by its article's title.
 _OUTBOX_ROWS = "SELECT a.title, d.created_at FROM delivery d JOIN article a ON a.id = d.article_id"
 _HTTP_REASONS = {200: "OK", 304: "Not Modified", 404: "Not Found"}
-
-
-class BenchmarkError(Exception):
-    """A step of the benchmark failed; the message says which and why."""
 
 
 def progress(message: str) -> None:
@@ -891,23 +887,21 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--items", type=_positive, default=DEFAULT_ITEMS, help="latency: items (default 1000)"
-    )
+    parser.add_argument("--items", type=positive, default=DEFAULT_ITEMS, help="latency: items (default 1000)")
     parser.add_argument(
         "--deliveries",
-        type=_positive,
+        type=positive,
         default=DEFAULT_DELIVERIES,
         help="throughput: deliveries (default 2000)",
     )
     parser.add_argument(
         "--targets",
-        type=_positive,
+        type=positive,
         default=DEFAULT_TARGETS,
         help="throughput: webhooks of the second run (4)",
     )
     parser.add_argument(
-        "--feeds", type=_positive, default=DEFAULT_FEEDS, help="latency: feeds polled in turn (default 60)"
+        "--feeds", type=positive, default=DEFAULT_FEEDS, help="latency: feeds polled in turn (default 60)"
     )
     parser.add_argument(
         "--publish-seconds",
@@ -932,16 +926,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, not {text!r}")
-    return value
-
-
 def run_as_child(mode: str, arguments: Sequence[str]) -> int:
     """The child side of `_self_command`: one JSON line on stdout, or one error line and status 1."""
     try:
@@ -962,19 +946,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child is not None:
         return run_as_child(args.child, args.child_args)
-    try:
-        if args.keep:
-            workdir = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
-            progress(f"keeping {workdir}")
-            return benchmark(args, workdir)
-        with tempfile.TemporaryDirectory(prefix="bench-alerts-") as temp:
-            return benchmark(args, Path(temp))
-    except BenchmarkError as exc:
-        hint = "" if args.keep else " (run with --keep to keep the stores and the daemon's log)"
-        print(f"error: {exc}{hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_in_workdir(
+        "alerts", args.keep, lambda workdir: benchmark(args, workdir), kept="the stores and the daemon's log"
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -36,6 +35,7 @@ from typing import Any
 
 from feedgen import DEFAULT_ITEMS, DEFAULT_SEED, feed_urls, generate_feeds, write_opml
 from nginx import NGINX_INSTALL_HINT, ServerError, StaticServer, nginx_binary, serve_folder
+from runner import BenchmarkError, positive, run_in_workdir
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FEEDS = 500
@@ -53,10 +53,6 @@ _SUMMARY = re.compile(
     r"polled (\d+) feeds: (\d+) new articles \((\d+) duplicates\), "
     r"(\d+) updated, (\d+) unchanged, (\d+) with errors in ([\d.]+) s"
 )
-
-
-class BenchmarkError(Exception):
-    """A step of the benchmark failed; the message says which and why."""
 
 
 # -- child processes -----------------------------------------------------------------------------------
@@ -527,15 +523,15 @@ def _use_nginx(choice: str) -> bool:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--feeds", type=_positive, default=DEFAULT_FEEDS, help="number of feeds (default: 500)"
+        "--feeds", type=positive, default=DEFAULT_FEEDS, help="number of feeds (default: 500)"
     )
-    parser.add_argument("--items", type=_positive, default=DEFAULT_ITEMS, help="items per feed (default: 30)")
+    parser.add_argument("--items", type=positive, default=DEFAULT_ITEMS, help="items per feed (default: 30)")
     parser.add_argument(
         "--hosts", type=_host_count, default=DEFAULT_HOSTS, help="loopback addresses to spread the feeds over"
     )
     parser.add_argument(
         "--reader-workers",
-        type=_positive,
+        type=positive,
         default=DEFAULT_READER_WORKERS,
         help="reader's parallel configuration",
     )
@@ -560,16 +556,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, not {text!r}")
-    return value
-
-
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -581,7 +567,7 @@ def _seconds(text: str) -> float:
 
 
 def _host_count(text: str) -> int:
-    value = _positive(text)
+    value = positive(text)
     if value > 254:  # 127.0.0.1 … 127.0.0.254
         raise argparse.ArgumentTypeError(f"expected at most 254 hosts, not {value}")
     return value
@@ -595,19 +581,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         reader_child(args.run_reader, args.db, args.urls, args.workers, args.result)
         return 0
-    try:
-        if args.keep:
-            workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-            progress(f"keeping {workdir}")
-            return benchmark(args, workdir)
-        with tempfile.TemporaryDirectory(prefix="bench-ingest-") as temp:
-            return benchmark(args, Path(temp))
-    except (BenchmarkError, ServerError) as exc:
-        hint = "" if args.keep else " (run with --keep to keep each process's full output)"
-        print(f"error: {exc}{hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_in_workdir(
+        "ingest",
+        args.keep,
+        lambda workdir: benchmark(args, workdir),
+        kept="each process's full output",
+        errors=(BenchmarkError, ServerError),
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -49,6 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from feedgen import DEFAULT_SEED, Feed, feed_urls, generate_feeds, make_feed, render, write_opml  # noqa: E402
 from nginx import NGINX_INSTALL_HINT, ServerError, free_port, nginx_binary, serve_folder  # noqa: E402
+from runner import BenchmarkError, positive, run_in_workdir  # noqa: E402
 from sqlalchemy import func, text, update  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
@@ -83,10 +83,6 @@ _MB = 1_000_000
 _OUTPUT_TAIL_CHARS = 1500
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _KIB = 1024  # /proc reports VmHWM in kB, i.e. KiB
-
-
-class BenchmarkError(Exception):
-    """A step of the benchmark failed; the message says which and why."""
 
 
 def progress(message: str) -> None:
@@ -758,21 +754,21 @@ def _use_nginx(choice: str) -> bool:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--feeds", type=_positive, default=DEFAULT_FEEDS, help="number of feeds (10,000)")
-    parser.add_argument("--items", type=_positive, default=DEFAULT_ITEMS, help="items per feed at the start")
+    parser.add_argument("--feeds", type=positive, default=DEFAULT_FEEDS, help="number of feeds (10,000)")
+    parser.add_argument("--items", type=positive, default=DEFAULT_ITEMS, help="items per feed at the start")
     parser.add_argument(
         "--interval",
         type=_interval,
         default=DEFAULT_INTERVAL,
         help="seconds standing in for the 15-minute poll interval (default 180; at least 60)",
     )
-    parser.add_argument("--cycles", type=_positive, default=DEFAULT_CYCLES, help="measured cycles (3)")
+    parser.add_argument("--cycles", type=positive, default=DEFAULT_CYCLES, help="measured cycles (3)")
     parser.add_argument(
         "--change-share", type=_share, default=DEFAULT_CHANGE_SHARE, help="feeds gaining an item per cycle"
     )
-    parser.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS, help="PostgreSQL workers (3)")
+    parser.add_argument("--workers", type=positive, default=DEFAULT_WORKERS, help="PostgreSQL workers (3)")
     parser.add_argument("--hosts", type=_host_count, default=DEFAULT_HOSTS, help="loopback addresses (50)")
-    parser.add_argument("--slow-feeds", type=_positive, default=DEFAULT_SLOW_FEEDS, help="slow feeds (3,000)")
+    parser.add_argument("--slow-feeds", type=positive, default=DEFAULT_SLOW_FEEDS, help="slow feeds (3,000)")
     parser.add_argument(
         "--slow-delay", type=_seconds, default=DEFAULT_SLOW_DELAY, help="seconds each slow answer takes (0.5)"
     )
@@ -795,16 +791,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             if name not in given:
                 setattr(args, name, value)
     return args
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, not {text!r}")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -835,7 +821,7 @@ def _share(text: str) -> float:
 
 
 def _host_count(text: str) -> int:
-    value = _positive(text)
+    value = positive(text)
     if value > 254:  # 127.0.0.1 … 127.0.0.254
         raise argparse.ArgumentTypeError(f"expected at most 254 hosts, not {value}")
     return value
@@ -843,19 +829,13 @@ def _host_count(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        if args.keep:
-            workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-            progress(f"keeping {workdir}")
-            return benchmark(args, workdir)
-        with tempfile.TemporaryDirectory(prefix="bench-scale-") as temp:
-            return benchmark(args, Path(temp))
-    except (BenchmarkError, ServerError) as exc:
-        hint = "" if args.keep else " (run with --keep to keep each worker's log)"
-        print(f"error: {exc}{hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_in_workdir(
+        "scale",
+        args.keep,
+        lambda workdir: benchmark(args, workdir),
+        kept="each worker's log",
+        errors=(BenchmarkError, ServerError),
+    )
 
 
 if __name__ == "__main__":
