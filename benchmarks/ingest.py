@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from feedgen import DEFAULT_ITEMS, DEFAULT_SEED, feed_urls, generate_feeds, write_opml
-from nginx import NGINX_INSTALL_HINT, ServerError, StaticServer, nginx_binary, serve_folder
+from nginx import ServerError, StaticServer, serve_folder, use_nginx
 from runner import BenchmarkError, positive, run_in_workdir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -458,7 +458,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
     load_before = os.getloadavg()[0]
     generated = generate_feeds(feed_root, args.feeds, args.items, seed=args.seed)
     addresses = [f"127.0.0.{n}" for n in range(1, args.hosts + 1)]
-    with serve_folder(feed_root, addresses, prefer_nginx=_use_nginx(args.server)) as server:
+    with serve_folder(feed_root, addresses, prefer_nginx=use_nginx(args.server, progress)) as server:
         urls = feed_urls(generated.paths, addresses, server.port)
         opml = write_opml(workdir / "feeds.opml", urls)
         urls_file = workdir / "feeds.txt"
@@ -506,18 +506,6 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
     else:
         print_report(setup, results, verdict)
     return 0 if all(verdict.passed.values()) else 1
-
-
-def _use_nginx(choice: str) -> bool:
-    """nginx unless told otherwise or missing; the fallback is announced, since it may be the bottleneck."""
-    if choice == "nginx" and nginx_binary() is None:
-        raise ServerError(NGINX_INSTALL_HINT)
-    if choice == "auto" and nginx_binary() is None:
-        progress(NGINX_INSTALL_HINT)
-    if choice == "python" or nginx_binary() is None:
-        progress("WARNING: serving with Python's threaded server, which may be the bottleneck")
-        return False
-    return True
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

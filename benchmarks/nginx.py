@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -77,6 +77,19 @@ class StaticServer:
 def nginx_binary() -> str | None:
     """The nginx executable on PATH or in the sbin directories that a non-root PATH often lacks."""
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin:/sbin")
+
+
+def use_nginx(choice: str, say: Callable[[str], None]) -> bool:
+    """For `--server auto|nginx|python`: nginx unless told otherwise or missing; the fallback is announced
+    through `say`, since it may be the bottleneck. Raises ServerError when nginx is asked for and missing."""
+    if choice == "nginx" and nginx_binary() is None:
+        raise ServerError(NGINX_INSTALL_HINT)
+    if choice == "auto" and nginx_binary() is None:
+        say(NGINX_INSTALL_HINT)
+    if choice == "python" or nginx_binary() is None:
+        say("WARNING: serving with Python's threaded server, which may be the bottleneck")
+        return False
+    return True
 
 
 def free_port(addresses: Sequence[str]) -> int:

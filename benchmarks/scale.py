@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from feedgen import DEFAULT_SEED, Feed, feed_urls, generate_feeds, make_feed, render, write_opml  # noqa: E402
-from nginx import NGINX_INSTALL_HINT, ServerError, free_port, nginx_binary, serve_folder  # noqa: E402
+from nginx import ServerError, free_port, serve_folder, use_nginx  # noqa: E402
 from runner import BenchmarkError, positive, run_in_workdir  # noqa: E402
 from sqlalchemy import func, text, update  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
@@ -687,7 +687,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
     with ExitStack() as stack:
         feeds = Feeds(workdir / "www", args.feeds, args.items, args.seed)
         server = stack.enter_context(
-            serve_folder(feeds.root, addresses, prefer_nginx=_use_nginx(args.server))
+            serve_folder(feeds.root, addresses, prefer_nginx=use_nginx(args.server, progress))
         )
         opml = write_opml(workdir / "feeds.opml", feed_urls(feeds.paths, addresses, server.port))
         sqlite_config = write_config(workdir / "sqlite", opml, args.interval)
@@ -738,18 +738,6 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
     else:
         print_report(setup, results, slow, passed, skipped)
     return 0 if all(passed.values()) and not skipped else 1
-
-
-def _use_nginx(choice: str) -> bool:
-    """nginx unless told otherwise or missing; the fallback is announced, since it may be the bottleneck."""
-    if choice == "nginx" and nginx_binary() is None:
-        raise ServerError(NGINX_INSTALL_HINT)
-    if choice == "auto" and nginx_binary() is None:
-        progress(NGINX_INSTALL_HINT)
-    if choice == "python" or nginx_binary() is None:
-        progress("WARNING: serving with Python's threaded server, which may be the bottleneck")
-        return False
-    return True
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
