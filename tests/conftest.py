@@ -78,6 +78,15 @@ def engine(store_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    """A migrated store on the PostgreSQL server only (for what SQLite's single writer cannot show)."""
+    engine = make_engine(pg_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
 def write_config(
     directory: Path, body: str = "", *, database_url: str | None = None, http: str = "timeout = 5"
 ) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from tests.receivers import WebhookReceiver
 from tests.test_cli import cli
 from worker.config import RetentionSettings
 from worker.store.articles import FeedTags, NewArticle, guid_key, store_items
-from worker.store.db import make_engine, migrate, session_scope
+from worker.store.db import make_engine, session_scope
 from worker.store.dedup_index import DedupIndex
 from worker.store.models import (
     DELIVERY_PENDING,
@@ -222,14 +221,6 @@ def test_maintenance_deletes_analyzes_and_vacuums_on_both_stores(engine: Engine)
     assert (again.deleted, again.tombstones, again.analyzed, again.vacuumed) == (0, 0, True, False)
     off = run_maintenance(engine, RetentionSettings(days=0), now=utcnow() + timedelta(days=10_000))
     assert (off.deleted, off.analyzed) == (0, True)
-
-
-@pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:
-    engine = make_engine(pg_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.mark.postgres

@@ -32,7 +32,7 @@ from tests.newsstream import INSTANT_ALERTS, ItemStream, alert_counts, channels_
 from tests.receivers import WebhookReceiver
 from tests.running import RunningDaemon
 from worker.store.articles import NewArticle, store_items
-from worker.store.db import make_engine, migrate, session_scope
+from worker.store.db import session_scope
 from worker.store.dedup_index import DedupIndex
 from worker.store.feeds import DeclaredFeed, SyncReport, sync_declared
 from worker.store.models import SOURCE_SEED, Article
@@ -172,14 +172,6 @@ def test_three_workers_share_the_feeds_and_survive_a_sigkill(
     tmp_path: Path, pg_url: str, feed_server: FeedServer, webhook: WebhookReceiver
 ) -> None:
     _scale_out(tmp_path, pg_url, feed_server, webhook, seconds=24, kills=1)
-
-
-@pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:
-    engine = make_engine(pg_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.mark.slow
