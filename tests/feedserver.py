@@ -133,6 +133,7 @@ class SeenRequest:
     method: str
     target: str  # path and query string, as requested
     headers: Headers
+    client_port: int  # tells the client's connections apart
 
 
 @dataclass(frozen=True)
@@ -468,7 +469,7 @@ class _Handler(BaseHTTPRequestHandler):
         feed_server = self.server.feed_server
         path, _, query_string = self.path.partition("?")
         headers = Headers((name.lower(), value) for name, value in self.headers.items())
-        feed_server._record(SeenRequest(self.command, self.path, headers))
+        feed_server._record(SeenRequest(self.command, self.path, headers, self.client_address[1]))
         query = dict(parse_qsl(query_string, keep_blank_values=True))
         with feed_server._in_flight():
             try:

@@ -15,6 +15,7 @@ import pytest
 from tests.feedserver import FeedServer, sample_feed
 from worker import USER_AGENT
 from worker.errors import ConfigError
+from worker.ingest import fetch as fetch_module
 from worker.ingest.fetch import (
     ACCEPT_ENCODING,
     Fetcher,
@@ -116,6 +117,38 @@ def test_replacement_within_the_same_second_is_modified_since(feed_server: FeedS
     feed_server.set("/news.xml", "<rss>new</rss>", headers={"ETag": None})
     second = fetch(url, last_modified=first.last_modified)
     assert first.etag is None and (second.status, second.body) == (200, b"<rss>new</rss>")
+
+
+def fetch_in_turn(urls: list[str], etag: str | None = None) -> list[FetchResult]:
+    """Fetch `urls` one after another through one Fetcher (as a pass reaches a host's feeds in turn)."""
+
+    async def run() -> list[FetchResult]:
+        async with Fetcher(LIMITS) as fetcher, asyncio.timeout(HANG_GUARD):
+            return [await fetcher.fetch(FetchRequest(url, etag)) for url in urls]
+
+    return asyncio.run(run())
+
+
+def test_a_304_leaves_its_connection_open_for_the_next_feed_of_the_host(feed_server: FeedServer) -> None:
+    url = feed_server.url("/feed.xml")
+    etag = fetch(url).etag
+    results = fetch_in_turn([url, url, url], etag)
+    assert [r.status for r in results] == [304, 304, 304]
+    ports = {seen.client_port for seen in feed_server.requests("/feed.xml")[1:]}
+    assert len(ports) == 1, "each 304 opened a connection of its own"
+
+
+def test_idle_connections_of_the_least_recent_hosts_are_closed(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fetch_module, "_IDLE_HOSTS", 1)
+    by_ip = feed_server.url("/feed.xml")
+    by_name = by_ip.replace("127.0.0.1", "localhost")
+    results = fetch_in_turn([by_ip, by_ip, by_name, by_ip])
+    assert all(r.status == 200 for r in results)
+    first, again, _other, later = [s.client_port for s in feed_server.requests("/feed.xml")]
+    assert first == again  # kept while the host was the most recent
+    assert later != first  # closed once another host's pool was the one kept
 
 
 def test_304_without_validators_keeps_those_of_the_request(feed_server: FeedServer) -> None:

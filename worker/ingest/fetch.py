@@ -27,7 +27,9 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -55,9 +57,9 @@ ACCEPT = (
 # Exactly the codings `_decoder_for` inflates.
 ACCEPT_ENCODING = "gzip, deflate, br"
 
-# Idle connections kept for the next poll of the same host. The total number of connections is not capped
-# here: the per-host semaphores and the caller's own concurrency bound it.
-_KEEPALIVE_CONNECTIONS = 20
+# Hosts whose idle connections are kept for their next request, and for how long. The total number of
+# connections in use is bounded by the per-host semaphores and the caller's own concurrency.
+_IDLE_HOSTS = 64
 _KEEPALIVE_EXPIRY = 5.0
 # Largest piece inflated in one step: the cap can be overshot by at most this much.
 _PIECE = 64 * 1024
@@ -137,21 +139,18 @@ class FetchResult:
 
 
 class Fetcher:
-    """Fetches feeds over one shared connection pool, at most `per_host_limit` at a time per host."""
+    """Fetches feeds, at most `per_host_limit` at a time per host, each host on a pool of its own."""
 
     def __init__(self, limits: FetchLimits) -> None:
         self._limits = limits
-        self._client = httpx.AsyncClient(
-            transport=_GuardedTransport(_GuardedBackend(limits.allow_private_networks)),
-            headers={"User-Agent": limits.user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
-            # Per-read limits; the whole request is bounded by `limits.timeout` in `_exchange`.
-            timeout=httpx.Timeout(limits.timeout, connect=limits.connect_timeout),
-            follow_redirects=False,
-            trust_env=False,
-        )
-        # One semaphore per host name, so one slow host cannot hold every connection. The set of hosts is
-        # the set of feeds (and their redirect targets), so the dict stays small.
-        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._headers = {
+            b"User-Agent": limits.user_agent.encode(),
+            b"Accept": ACCEPT.encode(),
+            b"Accept-Encoding": ACCEPT_ENCODING.encode(),
+        }
+        # Per-read limits; the whole request is bounded by `limits.timeout` in `_exchange`.
+        self._timeouts = {"timeout": httpx.Timeout(limits.timeout, connect=limits.connect_timeout).as_dict()}
+        self._hosts = _Hosts(limits.per_host_limit, _GuardedBackend(limits.allow_private_networks))
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -165,7 +164,7 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._hosts.aclose()
 
     async def fetch(self, request: FetchRequest) -> FetchResult:
         """Fetch one feed; every failure of the network or the server comes back as `error`."""
@@ -209,30 +208,32 @@ class Fetcher:
         Waiting for the semaphore is not charged: a feed queued behind its host's other feeds has not
         been slow.
         """
-        async with self._host_slot(url.host):
+        async with self._hosts.use(url.host) as transport:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(budget):
-                    reply = await self._send(url, headers)
+                    reply = await self._send(transport, url, headers)
             finally:
                 budget -= time.monotonic() - started
         return reply, budget
 
-    def _host_slot(self, host: str) -> asyncio.Semaphore:
-        slot = self._host_slots.get(host)
-        if slot is None:
-            slot = self._host_slots[host] = asyncio.Semaphore(self._limits.per_host_limit)
-        return slot
-
-    async def _send(self, url: httpx.URL, headers: dict[bytes, bytes]) -> _Reply:
-        request = self._client.build_request("GET", url, headers=headers)
-        response = await self._client.send(request, stream=True)
+    async def _send(
+        self, transport: _GuardedTransport, url: httpx.URL, headers: dict[bytes, bytes]
+    ) -> _Reply:
+        # The transport itself, not an httpx client: redirects, decoding and limits are ours already, and
+        # the client's per-request work (cookies, auth, hooks, merging) cost more than the request.
+        request = httpx.Request("GET", url, headers={**self._headers, **headers}, extensions=self._timeouts)
+        response = await transport.handle_async_request(request)
+        response.request = request
         try:
             body = await self._read_body(response) if response.is_success else None
+            if response.status_code == _NOT_MODIFIED:
+                # Read to its (empty) end, so the connection goes back to the pool for the next feed.
+                await self._read_body(response)
         finally:
             # Closing an unread response drops its connection: a redirect's or an error's body is not read.
             await response.aclose()
-        return _Reply(url=response.url, status=response.status_code, headers=response.headers, body=body)
+        return _Reply(url=url, status=response.status_code, headers=response.headers, body=body)
 
     async def _read_body(self, response: httpx.Response) -> bytes:
         cap = self._limits.max_body_bytes
@@ -604,15 +605,72 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
     relies on the private `_pool` attribute, stable across httpx 0.x (pinned below 1 in pyproject.toml).
     """
 
-    def __init__(self, backend: _GuardedBackend) -> None:
-        super().__init__(trust_env=False)
+    def __init__(self, backend: _GuardedBackend, ssl_context: ssl.SSLContext, connections: int) -> None:
+        super().__init__(verify=ssl_context, trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=None,
-            max_keepalive_connections=_KEEPALIVE_CONNECTIONS,
+            ssl_context=ssl_context,
+            max_connections=connections,
+            max_keepalive_connections=connections,
             keepalive_expiry=_KEEPALIVE_EXPIRY,
             network_backend=backend,
         )
+
+
+@dataclass
+class _Host:
+    slots: asyncio.Semaphore
+    transport: _GuardedTransport
+    users: int = 0  # fetches holding or waiting for a slot
+
+
+class _Hosts:
+    """A semaphore and a small connection pool per host.
+
+    One pool per host rather than one shared pool: httpcore looks through every connection of a pool for
+    each request it places, so a pool shared by many hosts costs more per request the more hosts are
+    polled at once. The pools of hosts not in use are kept for the next request, `_IDLE_HOSTS` of them
+    (the most recently used); older ones are closed, so idle connections stay bounded however many hosts
+    the feeds are on.
+    """
+
+    def __init__(self, per_host: int, backend: _GuardedBackend) -> None:
+        self._per_host = per_host
+        self._backend = backend
+        # One context for every pool: building one loads the CA certificates, which is slow.
+        self._ssl_context = httpx.create_ssl_context(trust_env=False)
+        self._busy: dict[str, _Host] = {}
+        self._idle: OrderedDict[str, _Host] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @asynccontextmanager
+    async def use(self, host: str) -> AsyncIterator[_GuardedTransport]:
+        """The host's transport, while holding one of its slots."""
+        entry = self._busy.get(host) or self._idle.pop(host, None)
+        if entry is None:
+            transport = _GuardedTransport(self._backend, self._ssl_context, self._per_host)
+            entry = _Host(asyncio.Semaphore(self._per_host), transport)
+        self._busy[host] = entry
+        entry.users += 1
+        try:
+            async with entry.slots:
+                yield entry.transport
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._busy[host]
+                self._idle[host] = entry
+                if len(self._idle) > _IDLE_HOSTS:
+                    _, oldest = self._idle.popitem(last=False)
+                    # Closed in the background: this may run while the fetch is being cancelled.
+                    task = asyncio.ensure_future(oldest.transport.aclose())
+                    self._closing.add(task)
+                    task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        hosts = [*self._busy.values(), *self._idle.values()]
+        self._busy.clear()
+        self._idle.clear()
+        await asyncio.gather(*(h.transport.aclose() for h in hosts), *self._closing, return_exceptions=True)
 
 
 def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
