@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 import worker.store.models  # noqa: F401  (the tables)
-from worker.store.db import MIGRATIONS_DIR, migrate
+from worker.store.db import MIGRATIONS_DIR, SCHEMA_HEAD, make_engine, migrate
 from worker.store.fts import (
     FTS_TABLE,
     PG_FUNCTIONS,
@@ -94,3 +98,22 @@ def test_the_search_index_exists_and_goes_with_its_migration(engine: Engine) -> 
     with engine.connect() as connection:
         assert _search_objects(connection) == _expected(connection)
     assert _differences(engine) == []
+
+
+def test_schema_head_is_the_newest_migration() -> None:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_HEAD
+
+
+def test_a_store_at_the_newest_schema_opens_without_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    migrate(make_engine(url))
+    script = (
+        "import sys\n"
+        "from worker.store.db import make_engine, migrate\n"
+        f"migrate(make_engine({url!r}))\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert output.stdout.strip() == "False"
