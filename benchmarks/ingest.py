@@ -190,6 +190,10 @@ def newswatch_config(directory: Path) -> Path:
     return path
 
 
+def newswatch_database(workdir: Path) -> Path:
+    return workdir / "newswatch" / "newswatch.db"
+
+
 def run_newswatch(opml: Path, server: StaticServer, workdir: Path, feeds: int, timeout: float) -> ToolResult:
     directory = workdir / "newswatch"
     config = newswatch_config(directory)
@@ -200,7 +204,7 @@ def run_newswatch(opml: Path, server: StaticServer, workdir: Path, feeds: int, t
     start = run_child([*base, "--version"], server, workdir, "newswatch-start", timeout)
     progress("newswatch: first poll")
     first = run_child([*base, "poll", "--all"], server, workdir, "newswatch-first", timeout)
-    entries = _count_feed_articles(directory / "newswatch.db")
+    entries = _count_feed_articles(newswatch_database(workdir))
     progress("newswatch: re-poll")
     again = run_child([*base, "poll", "--all"], server, workdir, "newswatch-repoll", timeout)
     result = ToolResult(
@@ -234,6 +238,46 @@ def _count_feed_articles(database: Path) -> int:
     with sqlite3.connect(database) as connection:
         row = connection.execute("SELECT count(*) FROM article WHERE source = 'feed'").fetchone()
     return int(row[0])
+
+
+@dataclass(frozen=True)
+class Floors:
+    """The fixed components alone on the same feeds (benchmarks/floors.py): not judged, for reading the
+    ratios against what feedparser and httpx allow."""
+
+    parse_entries: int
+    parse_cpu_seconds: float
+    fetch_feeds: int
+    fetch_seconds: float
+    fetch_statuses: dict[str, int]
+
+    @property
+    def parse_entries_per_second(self) -> float:
+        return self.parse_entries / self.parse_cpu_seconds
+
+
+def run_floors(feed_dir: Path, database: Path, server: StaticServer, workdir: Path, timeout: float) -> Floors:
+    """feedparser over the feed files; the re-poll's conditional GETs with Newswatch's stored validators."""
+    script = str(Path(__file__).resolve().parent / "floors.py")
+    requests_file = workdir / "floor-requests.json"
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT url, etag, last_modified FROM feed ORDER BY id").fetchall()
+    requests_file.write_text(json.dumps(rows), encoding="utf-8")
+    progress("floors: feedparser alone, httpx alone")
+    parse = [sys.executable, script, "parse", str(feed_dir)]
+    parsed = json.loads(run_child(parse, server, workdir, "floor-parse", timeout).stdout)
+    fetched = json.loads(
+        run_child(
+            [sys.executable, script, "fetch", str(requests_file)], server, workdir, "floor-fetch", timeout
+        ).stdout
+    )
+    return Floors(
+        parse_entries=parsed["entries"],
+        parse_cpu_seconds=parsed["cpu_seconds"],
+        fetch_feeds=fetched["feeds"],
+        fetch_seconds=fetched["seconds"],
+        fetch_statuses=fetched["statuses"],
+    )
 
 
 def _summary_problems(label: str, output: str, feeds: int) -> list[str]:
@@ -392,7 +436,9 @@ def judge(newswatch: ToolResult, readers: Sequence[ToolResult]) -> Verdict:
     )
 
 
-def print_report(setup: dict[str, Any], results: Sequence[ToolResult], verdict: Verdict) -> None:
+def print_report(
+    setup: dict[str, Any], results: Sequence[ToolResult], verdict: Verdict, floors: Floors
+) -> None:
     print(
         f"{setup['feeds']} feeds × {setup['items']} items ({setup['feed_bytes'] / _MB:.1f} MB of feeds, "
         f"{setup['topical_items']} items mention Kazakhstan/OTS) on {setup['hosts']} loopback hosts, "
@@ -443,6 +489,25 @@ def print_report(setup: dict[str, Any], results: Sequence[ToolResult], verdict: 
         f"(c) newswatch peak RSS:    {results[0].peak_rss_mb:.1f} MB "
         f"(target ≤ {TARGET_PEAK_RSS_MB:g} MB)  {mark[verdict.passed['c']]}"
     )
+    print_floors(floors, results[1:], verdict)
+
+
+def print_floors(floors: Floors, readers: Sequence[ToolResult], verdict: Verdict) -> None:
+    """What feedparser and httpx alone do on the same feeds, against the rates the targets ask for."""
+    best_first = next(r for r in readers if r.name == verdict.best_first)
+    best_repoll = next(r for r in readers if r.name == verdict.best_repoll)
+    needed_rate = TARGET_FIRST_POLL_RATIO * best_first.work_entries_per_second
+    needed_seconds = best_repoll.feeds / (TARGET_REPOLL_RATIO * best_repoll.work_feeds_per_second)
+    parse_rate = floors.parse_entries_per_second
+    print(
+        "floors: the components Newswatch must use, alone on the same feeds (shown, not judged):\n"
+        f"  feedparser alone: {parse_rate:,.0f} entries per CPU second on one core "
+        f"({parse_rate / best_first.work_entries_per_second:.2f}× {best_first.name}); (a) asks for "
+        f"{needed_rate:,.0f} entries/s with fetching, sanitising, duplicate detection, tagging and storing "
+        "on top\n"
+        f"  httpx alone: {floors.fetch_feeds} conditional GETs in {floors.fetch_seconds:.2f} s "
+        f"(statuses {floors.fetch_statuses}); (b) asks for the whole re-poll in {needed_seconds:.2f} s"
+    )
 
 
 def progress(message: str) -> None:
@@ -464,6 +529,8 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
         urls_file = workdir / "feeds.txt"
         urls_file.write_text("\n".join(urls) + "\n", encoding="utf-8")
         newswatch = run_newswatch(opml, server, workdir, args.feeds, args.timeout)
+        feed_dir = feed_root / Path(generated.paths[0].lstrip("/")).parent
+        floors = run_floors(feed_dir, newswatch_database(workdir), server, workdir, args.timeout)
         worker_counts = [1]
         if reader_supports_workers() and args.reader_workers > 1:
             worker_counts.append(args.reader_workers)
@@ -501,10 +568,14 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
                 "peak_rss_mb": TARGET_PEAK_RSS_MB,
             },
             "passed": verdict.passed,
+            "floors": {
+                **asdict(floors),
+                "parse_entries_per_second": round(floors.parse_entries_per_second, 1),
+            },
         }
         print(json.dumps(report, indent=2))
     else:
-        print_report(setup, results, verdict)
+        print_report(setup, results, verdict, floors)
     return 0 if all(verdict.passed.values()) else 1
 
 
