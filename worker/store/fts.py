@@ -23,9 +23,6 @@ from worker.analysis.text import fold
 SQLITE_FOLD_FUNCTION = "nw_fold"
 FTS_TABLE = "article_fts"
 SQLITE_TRIGGERS = ("article_fts_insert", "article_fts_delete", "article_fts_update")
-# bm25 weights per FTS5 column (title, text, outlet): a word in the title counts as much as four in the
-# text; the outlet is matched only by the outlet filter and adds nothing to the rank.
-SQLITE_BM25_WEIGHTS = (4.0, 1.0, 0.0)
 
 PG_VECTOR_COLUMN = "search_vector"
 PG_VECTOR_INDEX = "ix_article_search_vector"
@@ -37,7 +34,8 @@ PG_FUNCTIONS = (
     "nw_search_words",
     "nw_search_vector",
 )
-# ts_rank_cd weights for labels {D, C, B, A}: text D, outlet C, title A — the same proportions as bm25's.
+# ts_rank_cd weights for labels {D, C, B, A}: text D, outlet C (matched only by the outlet filter, adds
+# nothing), title A: a word in the title counts as much as four in the text.
 PG_RANK_WEIGHTS = "{0.25,0,0,1}"
 
 

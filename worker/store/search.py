@@ -1,15 +1,14 @@
 """The read side of search, the same on both stores: filters, full-text queries, ranking, snippets, pages.
 
-A search is two queries. The first finds the page: the ids of the matching articles in order, `limit + 1`
-of them (the extra one says whether there is a next page) — FTS5 with bm25 on SQLite, the tsvector with
-ts_rank_cd on PostgreSQL, or, without a query, the newest first along the `published` index. The second
-reads those few articles, their feeds and tags; snippets are cut from their text in Python
-(`worker.store.snippet`).
+First the page: the ids of the matching articles in order, `limit + 1` of them (the extra one says whether
+there is a next page) — FTS5 on SQLite (title matches first, see TITLE_RANK), the tsvector with ts_rank_cd
+on PostgreSQL, or, without a query, the newest first along the `published` index. Then those few articles,
+their feeds and tags; snippets are cut from their text in Python (`worker.store.snippet`).
 
 A query is ranked among its newest RANK_WINDOW matches (after the filters). Pages are keyset pages: the
 cursor holds the sort key and id of the last hit, so a page costs the same at any depth and a hit is never
-shown twice when articles arrive between pages. Ranked order is by score (lower is better: bm25 as it is,
-ts_rank_cd negated), then id; listing order is newest first, then id.
+shown twice when articles arrive between pages. Ranked order is by score (lower is better: the rank
+negated), then newest first; listing order is newest first, then id.
 
 Errors a user can make — a bad query, an unknown feed, a bad source, limit or cursor — are ValueErrors with
 a one-line message (the CLI prints it, the API answers 422).
@@ -22,19 +21,32 @@ import binascii
 import json
 import re
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, or_, select
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from worker.redact import redact_url
-from worker.store.fts import FTS_TABLE, PG_RANK_WEIGHTS, PG_VECTOR_COLUMN, SQLITE_BM25_WEIGHTS
+from worker.store.fts import FTS_TABLE, PG_RANK_WEIGHTS, PG_VECTOR_COLUMN
 from worker.store.models import SOURCE_FEED, SOURCE_SEED, Article, ArticleTag, Feed
-from worker.store.search_syntax import Node, Term, highlight_terms, parse, to_fts5, to_tsquery, tokens
+from worker.store.search_syntax import (
+    Node,
+    Term,
+    highlight_terms,
+    in_field,
+    matches,
+    parse,
+    to_fts5,
+    to_tsquery,
+    tokens,
+)
 from worker.store.search_syntax import with_filter as _with_filter
 from worker.store.snippet import SnippetPart, make_snippet, plain
 from worker.timeutil import to_utc
@@ -42,9 +54,16 @@ from worker.timeutil import to_utc
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
 # A query's matches are ranked among its newest RANK_WINDOW matches (filters applied): ranking every match
-# of a common word would take seconds at a million articles (bm25 costs a few µs a row), and in news the
-# newest matter most. 500 keeps the ranking below ~5 ms at a million articles (benchmarks/query.py).
+# of a common word would take seconds at a million articles, and in news the newest matter most.
 RANK_WINDOW = 500
+# On SQLite the window is ranked by where it matched: articles whose title alone matches the query first,
+# then the others; newest first within each. FTS5's bm25 would weigh each query word by the number of
+# articles that hold it, and counts them by reading every match of the word in the whole index: 10-25 ms
+# a query for a common word or a phrase at a million articles, against ~1 ms for this (benchmarks/query.py).
+TITLE_RANK = 2.0
+TEXT_RANK = 1.0
+# Up to this many matches, their titles are matched in Python rather than by FTS5 (see _titled).
+TITLE_CHECK_ROWS = 100
 # On SQLite, a tag with at most this many articles is read first (its articles then sorted by date).
 DRIVER_ROWS = 5000
 SOURCES = (SOURCE_FEED, SOURCE_SEED)
@@ -257,6 +276,52 @@ def _conditions(
     return conditions
 
 
+# The SQLite form of a stored time: what SQLAlchemy's bind processing of `Article.published` gives.
+_SQLITE = sqlite_dialect.dialect()
+_sqlite_time = UTCDateTime().dialect_impl(_SQLITE).bind_processor(_SQLITE)
+
+
+def _sqlite_time_param(moment: datetime) -> Any:
+    assert _sqlite_time is not None  # SQLite keeps times as text: there is always a processor
+    return _sqlite_time(moment)
+
+
+def _sqlite_conditions(session: Session, filters: SearchFilters) -> tuple[list[str], list[Any]]:
+    """`_conditions` as SQLite SQL text and its parameters, for the ranked search's driver-level query
+    (over `article` and the full-text row): keep the two in step (tests/test_search.py compares them)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for tag in filters.tags:
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM article_tag WHERE article_tag.article_id = {FTS_TABLE}.rowid "
+            "AND article_tag.tag = ?)"
+        )
+        params.append(tag)
+    if filters.feed is not None:
+        conditions.append("article.feed_id = ?")
+        params.append(_feed_id(session, filters.feed))
+    if filters.since is not None:
+        conditions.append("article.published >= ?")
+        params.append(_sqlite_time_param(filters.since))
+    if filters.until is not None:
+        conditions.append("article.published < ?")
+        params.append(_sqlite_time_param(filters.until))
+    if filters.source is not None:
+        if filters.source not in SOURCES:
+            raise ValueError(f"source must be feed or seed, got {filters.source!r}")
+        conditions.append("article.source = ?")
+        params.append(filters.source)
+    if filters.duplicates_of is not None:
+        conditions.append("article.duplicate_of = ?")
+        params.append(filters.duplicates_of)
+    elif not filters.include_duplicates:
+        conditions.append("article.duplicate_of + 0 IS NULL")  # "+ 0": see _conditions
+    if filters.story_id is not None:
+        conditions.append("article.story_id = ?")
+        params.append(filters.story_id)
+    return conditions, params
+
+
 def _feed_id(session: Session, ref: str) -> int:
     ref = ref.strip()
     if ref.isdigit():
@@ -290,39 +355,64 @@ def _pg_match(node: Node) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
 def _ranked(
     session: Session, node: Node, filters: SearchFilters, limit: int, cursor: str | None, sqlite: bool
 ) -> list[tuple[int, Any]]:
-    """Ranked ids: the newest RANK_WINDOW matches (filters applied) are ranked, the page is cut from them."""
+    """Ranked ids and scores (lower is better), then newest first: the newest RANK_WINDOW matches (filters
+    applied) are ranked, the page is cut from them."""
+    after = _decode_cursor(cursor, _RANKED) if cursor is not None else None
     if sqlite:
-        fts = _fts()
-        weights = ", ".join(str(w) for w in SQLITE_BM25_WEIGHTS)
-        score = sa.literal_column(f"bm25({FTS_TABLE}, {weights})", sa.Float)
-        # FTS5 drives (an id list cannot: FTS5 re-runs the whole match for each rowid it is given), hands
-        # its rows over newest first, and bm25 is computed for the window's rows only.
+        # Driver-level SQL: building, compiling and reading these through SQLAlchemy costs more than what
+        # SQLite itself spends on them. FTS5 drives (an id list cannot: FTS5 re-runs the whole match for
+        # each rowid it is given) and hands its rows over newest first.
+        conditions, params = _sqlite_conditions(session, filters)
         window = (
-            sa.select(col(Article.id).label("id"), score.label("score"))
-            .select_from(fts)
-            .join(Article, col(Article.id) == fts.c.rowid)
-            .where(_fts_match(node), *_conditions(session, filters, fts.c.rowid, filters.tags))
-            .order_by(fts.c.rowid.desc())
-            .limit(RANK_WINDOW)
+            f"SELECT article.id FROM {FTS_TABLE} JOIN article ON article.id = {FTS_TABLE}.rowid "
+            f"WHERE {FTS_TABLE} MATCH ?{''.join(' AND ' + c for c in conditions)} "
+            f"ORDER BY {FTS_TABLE}.rowid DESC LIMIT {RANK_WINDOW}"
         )
-    else:
-        tsquery, match = _pg_match(node)
-        label_weights: ColumnElement[Any] = sa.literal_column(f"'{PG_RANK_WEIGHTS}'::float4[]")
-        rank = sa.func.ts_rank_cd(label_weights, _pg_vector(), tsquery, 1)
-        # float4 → float8: the cursor's score must compare equal to the row's own when it comes back.
-        negated: ColumnElement[float] = sa.cast(-rank, sa.Double())
-        window = (
-            sa.select(col(Article.id).label("id"), negated.label("score"))
-            .where(match, *_conditions(session, filters, col(Article.id), filters.tags))
-            .order_by(col(Article.id).desc())
-            .limit(RANK_WINDOW)
-        )
-    page = window.subquery()
-    statement = sa.select(page.c.id, page.c.score).order_by(page.c.score, page.c.id).limit(limit + 1)
-    if cursor is not None:
-        key, after = _decode_cursor(cursor, _RANKED)
-        statement = statement.where(or_(page.c.score > key, sa.and_(page.c.score == key, page.c.id > after)))
+        driver_connection: Any = session.connection().connection.driver_connection
+        with closing(driver_connection.cursor()) as driver:
+            ids: list[int] = [row[0] for row in driver.execute(window, (to_fts5(node), *params)).fetchall()]
+            if not ids:
+                return []
+            titled = _titled(driver, in_field(node, "title"), ids)
+        scored = [(-TITLE_RANK if article_id in titled else -TEXT_RANK, article_id) for article_id in ids]
+        scored.sort(key=lambda row: row[0])  # stable: newest first within a score, as the window came
+        if after is not None:
+            key, last = after
+            scored = [(score, i) for score, i in scored if score > key or (score == key and i < last)]
+        return [(article_id, score) for score, article_id in scored[: limit + 1]]
+    tsquery, match = _pg_match(node)
+    label_weights: ColumnElement[Any] = sa.literal_column(f"'{PG_RANK_WEIGHTS}'::float4[]")
+    rank = sa.func.ts_rank_cd(label_weights, _pg_vector(), tsquery, 1)
+    # float4 → float8: the cursor's score must compare equal to the row's own when it comes back.
+    negated: ColumnElement[float] = sa.cast(-rank, sa.Double())
+    page = (
+        sa.select(col(Article.id).label("id"), negated.label("score"))
+        .where(match, *_conditions(session, filters, col(Article.id), filters.tags))
+        .order_by(col(Article.id).desc())
+        .limit(RANK_WINDOW)
+        .subquery()
+    )
+    statement = sa.select(page.c.id, page.c.score).order_by(page.c.score, page.c.id.desc()).limit(limit + 1)
+    if after is not None:
+        key, last = after
+        statement = statement.where(or_(page.c.score > key, sa.and_(page.c.score == key, page.c.id < last)))
     return [(int(row[0]), float(row[1])) for row in session.connection().execute(statement)]
+
+
+_TITLE_MATCHES = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ? AND rowid BETWEEN ? AND ?"
+
+
+def _titled(driver: Any, title_node: Node, ids: list[int]) -> set[int]:
+    """Which of the window's `ids` (newest first) have a title that matches `title_node`."""
+    if len(ids) > TITLE_CHECK_ROWS:
+        # One pass over the window's stretch of the index: a full window of a word is a short stretch.
+        rows = driver.execute(_TITLE_MATCHES, (to_fts5(title_node), ids[-1], ids[0]))
+        return {row[0] for row in rows}
+    # A few matches (a phrase, rare words) can lie across the whole index, where a pass would read all
+    # of it again: their titles are read and matched here instead, folded and split as the index does.
+    marks = ", ".join("?" * len(ids))
+    rows = driver.execute(f"SELECT id, title FROM article WHERE id IN ({marks})", ids)
+    return {article_id for article_id, title in rows if matches(title_node, tokens(title), "title")}
 
 
 def _rare_tag_ids(session: Session, tags: Sequence[str]) -> tuple[str, list[int]] | None:
@@ -388,26 +478,30 @@ _HIT_COLUMNS: tuple[Any, ...] = tuple(
 )  # fmt: skip
 
 
+# Built once: a page's statements differ only in their ids.
+_PAGE_ARTICLES = (
+    sa.select(*_HIT_COLUMNS)
+    .outerjoin(Feed, col(Feed.id) == col(Article.feed_id))
+    .where(col(Article.id).in_(sa.bindparam("ids", expanding=True)))
+)
+_PAGE_TAGS = (
+    sa.select(
+        col(ArticleTag.article_id), col(ArticleTag.tag), col(ArticleTag.score), col(ArticleTag.evidence)
+    )
+    .where(col(ArticleTag.article_id).in_(sa.bindparam("ids", expanding=True)))
+    .order_by(col(ArticleTag.score).desc(), col(ArticleTag.tag))
+)
+
+
 def _load(session: Session, rows: list[tuple[int, Any]], kind: str, shown: Sequence[Term]) -> list[SearchHit]:
     """The hits of the page, in the page's order: the articles' fields, feeds, tags and snippets."""
     ids = [article_id for article_id, _ in rows]
     if not ids:
         return []
-    found = session.connection().execute(
-        sa.select(*_HIT_COLUMNS)
-        .outerjoin(Feed, col(Feed.id) == col(Article.feed_id))
-        .where(col(Article.id).in_(ids))
-    )
-    articles = {row[0]: row for row in found}
+    connection = session.connection()
+    articles = {row[0]: row for row in connection.execute(_PAGE_ARTICLES, {"ids": ids})}
     tags: dict[int, list[TagHit]] = {}
-    tag_rows = session.connection().execute(
-        sa.select(
-            col(ArticleTag.article_id), col(ArticleTag.tag), col(ArticleTag.score), col(ArticleTag.evidence)
-        )
-        .where(col(ArticleTag.article_id).in_(ids))
-        .order_by(col(ArticleTag.score).desc(), col(ArticleTag.tag))
-    )
-    for article_id, tag, score, evidence in tag_rows:
+    for article_id, tag, score, evidence in connection.execute(_PAGE_TAGS, {"ids": ids}):
         tags.setdefault(article_id, []).append(TagHit(tag, score, list(evidence)))
     hits = []
     for article_id, score in rows:

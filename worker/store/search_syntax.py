@@ -22,7 +22,8 @@ excluded words, NOT inside OR — is a `QuerySyntaxError` (a ValueError) with a 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TypeAlias
 
 from worker.analysis.text import fold
@@ -267,6 +268,37 @@ def _terms(node: Node, positive_only: bool = False) -> list[Term]:
 def highlight_terms(node: Node) -> list[Term]:
     """The terms a snippet should highlight: the searched-for ones (not excluded, not field filters)."""
     return [term for term in _terms(node, positive_only=True) if term.field is None]
+
+
+def matches(node: Node, words: Sequence[str], field: str) -> bool:
+    """Whether `words` (the `tokens` of one field's text) satisfy `node` as the index would, its terms
+    for other fields counted as satisfied."""
+    if isinstance(node, Term):
+        if node.field not in (None, field):
+            return True
+        size, head, last = len(node.tokens), list(node.tokens[:-1]), node.tokens[-1]
+        for start in range(len(words) - size + 1):
+            end = words[start + size - 1]
+            if list(words[start : start + size - 1]) == head and (
+                end == last or (node.prefix and end.startswith(last))
+            ):
+                return True
+        return False
+    if isinstance(node, Not):
+        return not matches(node.child, words, field)
+    if isinstance(node, And):
+        return all(matches(child, words, field) for child in node.children)
+    return any(matches(child, words, field) for child in node.children)
+
+
+def in_field(node: Node, field: str) -> Node:
+    """`node` with every searched term (not the field filters) looked for in `field` only."""
+    if isinstance(node, Term):
+        return replace(node, field=field) if node.field is None else node
+    if isinstance(node, Not):
+        return Not(in_field(node.child, field))
+    children = tuple(in_field(child, field) for child in node.children)
+    return And(children) if isinstance(node, And) else Or(children)
 
 
 def with_filter(node: Node | None, term: Term) -> Node:

@@ -11,8 +11,10 @@ safely its own way (escaped HTML with <mark>, rich text, JSON) and nothing is ev
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
+from itertools import islice
 
 from worker.analysis.text import fold, fold_with_offsets
 from worker.store.search_syntax import Term
@@ -25,6 +27,8 @@ SCAN_CHARS = 20_000
 ELLIPSIS = "…"
 
 _TOKEN = re.compile(r"[^\W_]+")
+# The same words in ASCII text, several times faster than the Unicode class (most text is ASCII).
+_ASCII_TOKEN = re.compile(r"[A-Za-z0-9]+")
 _SPACES = re.compile(r"\s+")
 # fold() of single characters, kept: a text reuses a few dozen characters.
 _CHAR_FOLD: dict[str, str] = {}
@@ -56,37 +60,46 @@ def _folded_same_length(text: str) -> str | None:
     return "".join(_CHAR_FOLD[ch] for ch in text)
 
 
-def _words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """The folded words of `text` and each one's span in `text`."""
+def _words(text: str) -> tuple[list[str], Callable[[int], list[tuple[int, int]]]]:
+    """The folded words of `text`, and a function giving the spans in `text` of its first n words (found
+    only when asked for: a snippet needs those up to its last word, not every word's)."""
     folded = _folded_same_length(text)
     if folded is not None:
-        found = list(_TOKEN.finditer(folded))
-        return [m.group() for m in found], [m.span() for m in found]
+        same = folded
+        token = _ASCII_TOKEN if same.isascii() else _TOKEN
+        return token.findall(same), lambda n: [m.span() for m in islice(token.finditer(same), n)]
     folded, offsets = fold_with_offsets(text)
     found = list(_TOKEN.finditer(folded))
-    return [m.group() for m in found], [(offsets[m.start()], offsets[m.end() - 1] + 1) for m in found]
+    spans = [(offsets[m.start()], offsets[m.end() - 1] + 1) for m in found]
+    return [m.group() for m in found], lambda n: spans[:n]
 
 
 def _matches(words: list[str], terms: Sequence[Term]) -> list[tuple[int, int, int]]:
     """(first word, last word + 1, term number) of every place a term matches."""
-    positions: dict[str, list[int]] = {}
-    for index, word in enumerate(words):
-        positions.setdefault(word, []).append(index)
     found = []
     for number, term in enumerate(terms):
         first, size = term.tokens[0], len(term.tokens)
         if size == 1 and term.prefix:
             starts = [i for i, word in enumerate(words) if word.startswith(first)]
         else:
-            starts = positions.get(first, [])
+            starts = _positions(words, first)
         for start in starts:
             end = start + size
-            if end > len(words) or list(words[start : end - 1]) != list(term.tokens[:-1]):
+            if end > len(words) or words[start : end - 1] != list(term.tokens[:-1]):
                 continue
             last = words[end - 1]
             if last == term.tokens[-1] or (term.prefix and last.startswith(term.tokens[-1])):
                 found.append((start, end, number))
     return sorted(found)
+
+
+def _positions(words: list[str], word: str) -> list[int]:
+    """Where `word` is in `words` (list.index: the comparisons run in C)."""
+    found: list[int] = []
+    with suppress(ValueError):
+        while True:
+            found.append(words.index(word, found[-1] + 1 if found else 0))
+    return found
 
 
 def _best_window(matches: list[tuple[int, int, int]], count: int) -> int:
@@ -106,13 +119,14 @@ def make_snippet(
 ) -> tuple[SnippetPart, ...]:
     """About `words` words of `text` around the best matches of `terms` (the opening without terms)."""
     scanned = text[:SCAN_CHARS]
-    folded_words, spans = _words(scanned)
+    folded_words, spans_of = _words(scanned)
     if not folded_words:
         return ()
     matches = _matches(folded_words, terms) if terms else []
     first = _best_window(matches, words) if matches else 0
     first = min(first, max(0, len(folded_words) - words))  # a full window, even near the end
     last = min(len(folded_words), first + words)
+    spans = spans_of(last)
     marks = [(spans[s][0], spans[e - 1][1]) for s, e, _ in matches if s >= first and e <= last]
     parts: list[SnippetPart] = []
     if first > 0:
