@@ -19,10 +19,10 @@ API's /api/search under concurrent load, in one run.
    title and text, duplicates left out, newest first, 20 rows, for `--like-queries` of each kind (a scan
    of the whole table takes seconds: a sample is enough for its latency). Prints p50/p95 per kind and
    overall, the ratios to the baseline, and the verdict on the target: p95 ≤ 50 ms.
-3. `newswatch serve` on the filled store, and `--clients` concurrent clients calling /api/search?q=… with
-   the same query mix for `--duration` seconds: wrk (with a Lua script for the mix and the 95th
-   percentile) when it is installed, else an asyncio/httpx loop. /healthz under the same load is the
-   floor (the server's own cost). Target: p95 ≤ 80 ms.
+3. `newswatch serve` on the filled store (`[api] workers` at its default: one per CPU), and `--clients`
+   concurrent clients calling /api/search?q=… with the same query mix for `--duration` seconds: wrk
+   (with a Lua script for the mix and the 95th percentile) when it is installed, else an asyncio/httpx
+   loop. /healthz under the same load is the floor (the server's own cost). Target: p95 ≤ 80 ms.
 
 The machine's load average is printed: other work on it skews the figures.
 """
@@ -57,6 +57,7 @@ sys.path.insert(0, str(REPO))
 
 from sqlmodel import Session  # noqa: E402
 
+from worker.config import default_api_workers  # noqa: E402
 from worker.store.db import make_engine, migrate  # noqa: E402
 from worker.store.fts import register_sqlite_functions  # noqa: E402
 from worker.store.search import SearchFilters, search  # noqa: E402
@@ -662,7 +663,8 @@ def main(argv: list[str] | None = None) -> int:
         api, floor = results["api"]["search"], results["api"]["healthz"]
         api_ok = api["p95_ms"] <= TARGET_API_P95_MS and api["non_2xx"] == 0
         print(
-            f"API /api/search, {args.clients} clients, {args.duration:.0f} s ({api['tool']}): "
+            f"API /api/search, {default_api_workers()} workers, {args.clients} clients, "
+            f"{args.duration:.0f} s ({api['tool']}): "
             f"{api['rps']} req/s, p50 {api['p50_ms']} ms, p95 {api['p95_ms']} ms, p99 {api['p99_ms']} ms, "
             f"{api['non_2xx']} non-2xx (target p95 <= {TARGET_API_P95_MS:.0f} ms: "
             f"{'met' if api_ok else 'NOT met'}); "

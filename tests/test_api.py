@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -25,7 +28,7 @@ from tests.running import RunningDaemon
 from worker.api.app import create_app
 from worker.cli.serve import listen
 from worker.config import load_settings
-from worker.errors import NewswatchError
+from worker.errors import ConfigError, NewswatchError
 from worker.runtime import Runtime
 from worker.store.db import make_engine
 from worker.timeutil import utcnow
@@ -371,3 +374,113 @@ def test_serve_answers_then_stops_on_sigterm(tmp_path: Path) -> None:
         assert server.stop() == 0
     assert TOKEN not in server.output and "Traceback" not in server.output
     assert len([line for line in server.lines if "serving" in line]) == 1
+
+
+def _children(pid: int) -> dict[int, float]:
+    """The API worker processes of `pid` and the CPU seconds each has used so far."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def _wait_for_workers(pid: int, count: int, without: frozenset[int] = frozenset()) -> dict[int, float]:
+    deadline = time.monotonic() + 60
+    while len(workers := {p: t for p, t in _children(pid).items() if p not in without}) != count:
+        assert time.monotonic() < deadline, f"expected {count} API workers, found {workers}"
+        time.sleep(0.1)
+    return workers
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker processes from /proc")
+def test_serve_spreads_connections_over_its_workers_and_replaces_one_that_dies(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "[api]\nworkers = 2\n")
+    with RunningDaemon(config, command=("serve", "--port", "0")) as server:
+        line = server.wait_for_line("serving http://127.0.0.1:")[0]
+        assert "2 workers" in line
+        base = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+        assert base is not None
+        before = _wait_for_workers(server.process.pid, 2)
+        for _ in range(60):  # a new connection each: the kernel spreads them over the workers' sockets
+            with httpx.Client(timeout=30) as client:
+                assert client.get(base.group(1) + "api/articles", params={"limit": 100}).status_code == 200
+        after = _children(server.process.pid)
+        assert all(after[pid] - before[pid] >= 0.02 for pid in before), (before, after)  # each one served
+
+        victim = next(iter(before))
+        os.kill(victim, signal.SIGKILL)
+        server.wait_for_line("starting another")
+        _wait_for_workers(server.process.pid, 2, without=frozenset({victim}))
+        assert all(httpx.get(base.group(1) + "api/feeds").status_code == 200 for _ in range(10))
+        assert server.stop() == 0
+    assert "Traceback" not in server.output
+    assert not _children(server.process.pid)
+
+
+def test_serve_stops_when_its_workers_cannot_start(tmp_path: Path) -> None:
+    rules = tmp_path / "tags.toml"
+    rules.write_text("[tags.broken\n", encoding="utf-8")
+    config = tmp_path / "newswatch.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path}"\n[api]\nworkers = 2\n[tagging]\nrules = "{rules}"\n'
+        "[seeds]\nauto_import = false\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "--config", str(config), "serve", "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "an API worker cannot start" in done.stderr and str(rules) in done.stderr
+    assert (
+        done.stderr.rstrip().splitlines()[-1]
+        == "error: the API workers could not start (see the error above)"
+    )
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "api.workers: expected a whole number from 1 to 64, got 0"),
+        ("65", "api.workers: expected a whole number from 1 to 64, got 65"),
+        ('"many"', "api.workers: expected a whole number from 1 to 64, got 'many'"),
+        ("true", "api.workers: expected a whole number from 1 to 64, got True"),
+    ],
+)
+def test_bad_workers_settings_are_one_line_errors(tmp_path: Path, value: str, message: str) -> None:
+    config = write_config(tmp_path, f"[api]\nworkers = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.problems == [f"{config}: {message}"]
+
+
+def test_workers_default_to_the_cpus_and_follow_the_environment(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert load_settings(config, env={}).api.workers == len(os.sched_getaffinity(0))
+    assert load_settings(config, env={"NEWSWATCH_API_WORKERS": "3"}).api.workers == 3
+    with pytest.raises(ConfigError, match="environment NEWSWATCH_API_WORKERS: expected a whole number"):
+        load_settings(config, env={"NEWSWATCH_API_WORKERS": "-1"})
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker processes from /proc")
+def test_workers_end_when_the_server_is_killed(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "[api]\nworkers = 2\n")
+    with RunningDaemon(config, command=("serve", "--port", "0")) as server:
+        server.wait_for_line("serving http://127.0.0.1:")
+        workers = _wait_for_workers(server.process.pid, 2)
+        server.signal(signal.SIGKILL)  # no chance to stop them itself
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() for pid in workers):
+            assert time.monotonic() < deadline, "API workers outlived the killed server"
+            time.sleep(0.1)
+        server.process.wait(30)

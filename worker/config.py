@@ -48,6 +48,8 @@ DEFAULT_ALERT_LEASE = 120
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8484
 DEFAULT_API_STALE_AFTER = 2 * 3600
+# The most `newswatch serve` processes ([api] workers) a config may ask for.
+MAX_API_WORKERS = 64
 DEFAULT_RETENTION_DAYS = 0  # 0 keeps every article forever
 DEFAULT_MAINTENANCE_EVERY = 24 * 3600
 DEFAULT_LOG_FORMAT = "text"
@@ -64,6 +66,15 @@ def default_state_dir() -> Path:
         return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "newswatch"
+
+
+def default_api_workers() -> int:
+    """One `newswatch serve` process per CPU this process may run on (its affinity, where the OS tells)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_API_WORKERS))
 
 
 def local_zone_name() -> str:
@@ -137,6 +148,8 @@ class ApiSettings:
     token: str | None = None
     # /healthz answers 503 when the last successful poll is older than this.
     stale_after: float = DEFAULT_API_STALE_AFTER
+    # Server processes sharing the listening socket: one Python process uses one CPU at a time (the GIL).
+    workers: int = field(default_factory=default_api_workers)
 
 
 @dataclass(frozen=True)
@@ -306,6 +319,7 @@ SCHEMA: dict[str, dict[str, Parser]] = {
         "port": _integer(1, 65535),
         "token": _str,
         "stale_after": _duration(60, 30 * 86400),
+        "workers": _integer(1, MAX_API_WORKERS),
     },
     "retention": {"days": _integer(0, 100 * 365), "maintenance_every": _duration(60, 30 * 86400)},
     "log": {"format": _choice("text", "json")},
@@ -557,6 +571,7 @@ def load_settings(explicit: str | Path | None = None, env: Mapping[str, str] | N
             port=api.get("port", DEFAULT_API_PORT),
             token=api.get("token"),
             stale_after=api.get("stale_after", DEFAULT_API_STALE_AFTER),
+            workers=api.get("workers", default_api_workers()),
         ),
         retention=RetentionSettings(
             days=retention.get("days", DEFAULT_RETENTION_DAYS),

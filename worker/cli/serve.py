@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import logging
+import logging.handlers
+import multiprocessing
+import os
 import signal
 import socket
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -17,12 +26,19 @@ from worker.notify import Notifier
 
 if TYPE_CHECKING:
     import uvicorn
+    from fastapi import FastAPI
 
 log = logging.getLogger("newswatch.api")
 
 # Seconds a stop waits for requests in flight; systemd's TimeoutStopSec must be longer.
 STOP_GRACE = 5
 BACKLOG = 2048
+# With several workers: how often the parent looks for one that died, and what ends them all.
+WORKER_CHECK_INTERVAL = 0.2
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# The exit status of a worker that could not build the app (uvicorn's own for a failed start-up is 3).
+WORKER_STARTUP_FAILED = 3
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def register(app: typer.Typer) -> None:
@@ -47,10 +63,11 @@ def check_binding(host: str, token: str | None) -> None:
         )
 
 
-def listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A listening socket on host:port (0: a free port); one clear error when the address cannot be had.
 
     Connections made before uvicorn runs wait in the backlog, so the server is ready from here on.
+    `reuse_port`: one of several sockets on the same address, the kernel spreading connections over them.
     """
     sock = None
     try:
@@ -59,6 +76,8 @@ def listen(host: str, port: int) -> socket.socket:
         )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(BACKLOG)
     except OSError as exc:
@@ -66,6 +85,30 @@ def listen(host: str, port: int) -> socket.socket:
             sock.close()
         raise NewswatchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return sock
+
+
+def listen_each(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` listening sockets on host:port, one per worker process (SO_REUSEPORT, where the OS has it).
+
+    With one shared socket, whichever worker wakes first accepts a whole burst of connections, and keeps
+    them: clients reuse their connections, so one process would serve while the others idle. With one
+    socket each, the kernel spreads new connections over the workers.
+    """
+    if count == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        return [listen(host, port)] * count  # elsewhere the workers share one socket as best they can
+    # An ordinary bind first: it fails when anything holds the port (another server with SO_REUSEPORT
+    # would otherwise silently share it) and picks the port when asked for any.
+    with listen(host, port) as probe:
+        port = probe.getsockname()[1]
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sockets.append(listen(host, port, reuse_port=True))
+    except NewswatchError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def base_url(sock: socket.socket) -> str:
@@ -91,6 +134,121 @@ def make_server(app: Any, *, access_log: bool = False) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+@dataclass(frozen=True)
+class AppFactory:
+    """Builds the app inside a worker process. Workers start with `spawn` (a fresh interpreter, not a
+    fork of this one, whose threads and database connections a fork would copy half-way), so this is
+    pickled: plain values only. The parent already migrated the store and checked the settings."""
+
+    config: Path | None
+    log_level: str
+    log_records: Any  # a multiprocessing queue: the parent writes every worker's log lines
+    started: Any  # a multiprocessing queue: each worker's pid once its app is built
+
+    def __call__(self) -> FastAPI:
+        from worker.api.app import create_app
+        from worker.runtime import start_runtime
+
+        # The parent's handlers (stderr, the rotating log file) write this process's records: one
+        # RotatingFileHandler per process would rotate the same file each on its own.
+        queued = logging.handlers.QueueHandler(self.log_records)
+        logging.basicConfig(level=self.log_level.upper(), handlers=[queued], force=True)
+        return create_app(start_runtime(load_settings(self.config), prepare=False))
+
+
+def _stop_with(parent: int) -> None:
+    """Have the kernel send SIGTERM to this process when `parent` dies, however it dies (Linux; a parent
+    killed with SIGKILL cannot stop its workers itself)."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before that
+        raise SystemExit(0)
+
+
+def _worker_main(factory: AppFactory, sock: socket.socket, access_log: bool, parent: int) -> None:
+    """A worker process: the app on its own socket until SIGTERM (from the parent) or SIGINT."""
+    # uvicorn stops gracefully on either, then raises the signal again for the handler it found: these
+    # do nothing, so the worker ends with status 0. Ctrl-C reaches the parent too, which stops them all.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _stop_with(parent)
+    try:
+        app = factory()
+    except NewswatchError as exc:
+        log.error("an API worker cannot start: %s", exc)
+        raise SystemExit(WORKER_STARTUP_FAILED) from exc
+    factory.started.put(os.getpid())
+    make_server(app, access_log=access_log).run(sockets=[sock])
+
+
+class Workers:
+    """Several server processes, one socket each, until SIGTERM/SIGINT. One that dies is replaced; one
+    that cannot start stops them all (the next would fail the same way)."""
+
+    def __init__(self, factory: AppFactory, sockets: list[socket.socket], *, access_log: bool) -> None:
+        self._factory = factory
+        self._sockets = sockets
+        self._access_log = access_log
+        self._context = multiprocessing.get_context("spawn")
+        self._stop = threading.Event()
+        self._processes: list[Any] = []
+
+    def _start(self, index: int) -> Any:
+        process = self._context.Process(
+            target=_worker_main,
+            args=(self._factory, self._sockets[index], self._access_log, os.getpid()),
+            name=f"newswatch-api-{index + 1}",
+            daemon=True,  # never outlive this process, whatever ends it
+        )
+        process.start()
+        return process
+
+    def run(self, on_ready: Callable[[], None]) -> None:
+        """Calls `on_ready` once every worker has its app. Raises NewswatchError when one could not."""
+        handlers = {sig: signal.signal(sig, lambda _s, _f: self._stop.set()) for sig in STOP_SIGNALS}
+        listener = logging.handlers.QueueListener(
+            self._factory.log_records, *logging.getLogger().handlers, respect_handler_level=True
+        )
+        listener.start()
+        failed = False
+        waiting = len(self._sockets)
+        try:
+            self._processes = [self._start(index) for index in range(len(self._sockets))]
+            while not self._stop.wait(WORKER_CHECK_INTERVAL):
+                while waiting and not self._factory.started.empty():
+                    self._factory.started.get()
+                    waiting -= 1
+                    if not waiting:
+                        on_ready()
+                for index, process in enumerate(self._processes):
+                    if process.is_alive():
+                        continue
+                    if process.exitcode == WORKER_STARTUP_FAILED:
+                        failed = True
+                        self._stop.set()
+                        break
+                    log.warning(
+                        "API worker %s ended (exit status %s); starting another",
+                        process.pid,
+                        process.exitcode,
+                    )
+                    self._processes[index] = self._start(index)
+        finally:
+            for process in self._processes:
+                if process.is_alive():
+                    process.terminate()  # SIGTERM: uvicorn finishes the requests in flight
+            for process in self._processes:
+                process.join(STOP_GRACE + 5)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+            listener.stop()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        if failed:
+            raise NewswatchError("the API workers could not start (see the error above)")
+
+
 def serve(
     ctx: typer.Context,
     host: Annotated[
@@ -107,21 +265,35 @@ def serve(
     api = load_settings(options(ctx).config).api
     host = host if host is not None else api.host
     check_binding(host, api.token)
-    from worker.api.app import create_app  # here: FastAPI loads only for this command
-
     runtime = open_store(ctx)
-    sock = listen(host, api.port if port is None else port)
-    server = make_server(create_app(runtime), access_log=options(ctx).log_level.lower() == "debug")
-    url = base_url(sock)
-    log.info("serving %s (API docs at /docs%s)", url, "; token required" if api.token else "")
+    sockets = listen_each(host, api.port if port is None else port, api.workers)
+    access_log = options(ctx).log_level.lower() == "debug"
+    url = base_url(sockets[0])
     notifier = Notifier.from_environment()
-    notifier.ready(f"serving {url}")
+
+    def ready() -> None:
+        workers = f", {api.workers} workers" if api.workers > 1 else ""
+        log.info("serving %s (API docs at /docs%s%s)", url, "; token required" if api.token else "", workers)
+        notifier.ready(f"serving {url}")
+
     # uvicorn stops gracefully on SIGTERM, then raises the signal again for the handler it found: this one,
-    # so that a requested stop ends with exit status 0, as `newswatch run` does.
+    # so that a requested stop ends with exit status 0, as `newswatch run` does. (With several workers, the
+    # supervisor stops them and returns.)
     previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     try:
-        server.run(sockets=[sock])
+        if api.workers > 1:
+            runtime.engine.dispose()  # each worker opens its own connections; this process serves none
+            spawn = multiprocessing.get_context("spawn")
+            factory = AppFactory(options(ctx).config, options(ctx).log_level, spawn.Queue(), spawn.Queue())
+            Workers(factory, sockets, access_log=access_log).run(on_ready=ready)
+        else:
+            from worker.api.app import create_app  # here: FastAPI loads only for this command
+
+            server = make_server(create_app(runtime), access_log=access_log)
+            ready()  # connections made from here on wait in the backlog
+            server.run(sockets=sockets)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        sock.close()
+        for sock in sockets:
+            sock.close()
         notifier.close()
