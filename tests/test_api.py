@@ -466,7 +466,7 @@ def test_bad_workers_settings_are_one_line_errors(tmp_path: Path, value: str, me
 
 def test_workers_default_to_the_cpus_and_follow_the_environment(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    assert load_settings(config, env={}).api.workers == len(os.sched_getaffinity(0))
+    assert load_settings(config, env={}).api.workers == min(len(os.sched_getaffinity(0)), 4)
     assert load_settings(config, env={"NEWSWATCH_API_WORKERS": "3"}).api.workers == 3
     with pytest.raises(ConfigError, match="environment NEWSWATCH_API_WORKERS: expected a whole number"):
         load_settings(config, env={"NEWSWATCH_API_WORKERS": "-1"})

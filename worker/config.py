@@ -48,8 +48,11 @@ DEFAULT_ALERT_LEASE = 120
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8484
 DEFAULT_API_STALE_AFTER = 2 * 3600
-# The most `newswatch serve` processes ([api] workers) a config may ask for.
+# The most `newswatch serve` processes ([api] workers) a config may ask for, and the most the default gives:
+# each worker holds up to HANDLER_THREADS database connections, and a PostgreSQL server allows 100 in all
+# by default, which one worker per CPU of a large machine would take.
 MAX_API_WORKERS = 64
+MAX_DEFAULT_API_WORKERS = 4
 DEFAULT_RETENTION_DAYS = 0  # 0 keeps every article forever
 DEFAULT_MAINTENANCE_EVERY = 24 * 3600
 DEFAULT_LOG_FORMAT = "text"
@@ -69,12 +72,13 @@ def default_state_dir() -> Path:
 
 
 def default_api_workers() -> int:
-    """One `newswatch serve` process per CPU this process may run on (its affinity, where the OS tells)."""
+    """One `newswatch serve` process per CPU this process may run on (its affinity, where the OS tells), at
+    most MAX_DEFAULT_API_WORKERS."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_API_WORKERS))
+    return max(1, min(cpus, MAX_DEFAULT_API_WORKERS))
 
 
 def local_zone_name() -> str:
