@@ -19,7 +19,6 @@ from worker.store.db import make_engine
 from worker.store.dedup_index import BAND_WINNOW, DUP_POSTINGS_PER_KEY, DedupIndex, rebuild_dedup
 from worker.store.models import (
     SOURCE_FEED,
-    SOURCE_SEED,
     Article,
     DedupProfile,
     DedupStoryTerm,
@@ -112,18 +111,7 @@ class Store:
         self.seed_published = seed.published
         self.seed_text = seed.text
         self.seed_title = seed.title
-        item = NewArticle(
-            source=SOURCE_SEED,
-            feed_id=None,
-            guid=seed.guid,
-            url=None,
-            title=seed.title,
-            text=seed.text,
-            published=seed.published,
-            outlet="seed",
-            alertable=False,
-        )
-        return self._store(item)
+        return self._store(seed.item())
 
     def _store(self, item: NewArticle) -> Article:
         with Session(self.engine, expire_on_commit=False) as session:

@@ -27,7 +27,7 @@ from worker.store import search as search_module
 from worker.store.articles import NewArticle, store_items
 from worker.store.db import session_scope
 from worker.store.dedup_index import DedupIndex
-from worker.store.models import SOURCE_FEED, SOURCE_SEED, Article, ArticleTag, Feed
+from worker.store.models import SOURCE_FEED, Article, ArticleTag, Feed
 from worker.store.search import SearchFilters, SearchPage, parse_since, parse_until, search
 from worker.store.search_syntax import tokens
 from worker.tagrules import DEFAULT_RULES_PATH, load_rules
@@ -128,25 +128,8 @@ def corpus(engine: Engine) -> Corpus:
     # The same report through the other feed: an exact duplicate of "port".
     port = ARTICLES["port"]
     corpus.ids["port-copy"] = corpus.store("port-copy", "tr", port[1], port[2], DAY - timedelta(hours=12))
-    seed = read_seed(SEED_FILE)
     with session_scope(engine) as session:
-        [stored] = store_items(
-            session,
-            [
-                NewArticle(
-                    source=SOURCE_SEED,
-                    feed_id=None,
-                    guid=seed.guid,
-                    url=None,
-                    title=seed.title,
-                    text=seed.text,
-                    published=seed.published,
-                    alertable=False,
-                )
-            ],
-            corpus.index,
-            corpus.tagger,
-        )
+        [stored] = store_items(session, [read_seed(SEED_FILE).item()], corpus.index, corpus.tagger)
         assert stored.article.id is not None
         corpus.ids["seed"] = stored.article.id
     return corpus

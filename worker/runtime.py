@@ -22,9 +22,9 @@ from worker.errors import NewswatchError
 from worker.ingest.opml import parse_opml
 from worker.ingest.seeds import read_seed, seed_files
 from worker.store import feeds as feed_store
-from worker.store.articles import NewArticle, store_item
+from worker.store.articles import store_item
 from worker.store.db import make_engine, migrate, session_scope
-from worker.store.models import SOURCE_SEED, Article
+from worker.store.models import Article
 
 if TYPE_CHECKING:
     from worker.alerts.channels import Target
@@ -250,18 +250,7 @@ def import_seeds(
     """Store seed documents as articles with source = seed, idempotently (the file name is the identity)."""
     counts = {"new": 0, "updated": 0, "unchanged": 0, "tombstone": 0}
     for path in seed_files(list(paths)):
-        doc = read_seed(path)
-        item = NewArticle(
-            source=SOURCE_SEED,
-            feed_id=None,
-            guid=doc.guid,
-            url=None,
-            title=doc.title,
-            text=doc.text,
-            published=doc.published,
-            outlet="seed",
-            alertable=False,
-        )
+        item = read_seed(path).item()
         with session_scope(runtime.engine) as session:
             stored = store_item(session, item, runtime.index, _LazyTagger(runtime))
         counts[stored.outcome] += 1

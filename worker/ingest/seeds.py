@@ -13,6 +13,8 @@ from pathlib import Path
 
 from worker.analysis.text import normalize
 from worker.errors import NewswatchError
+from worker.store.articles import NewArticle
+from worker.store.models import SOURCE_SEED
 
 SEED_SUFFIXES = (".txt", ".md")
 TITLE_MAX = 200
@@ -27,6 +29,20 @@ class SeedDocument:
     title: str
     text: str
     published: datetime
+
+    def item(self) -> NewArticle:
+        """The seed as it enters the store: no feed, no URL, never alerting (invariant 3)."""
+        return NewArticle(
+            source=SOURCE_SEED,
+            feed_id=None,
+            guid=self.guid,
+            url=None,
+            title=self.title,
+            text=self.text,
+            published=self.published,
+            outlet="seed",
+            alertable=False,
+        )
 
 
 def derive_title(text: str) -> str:
