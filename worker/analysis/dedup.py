@@ -33,7 +33,7 @@ from functools import cached_property, lru_cache
 from itertools import accumulate
 from typing import Any
 
-from worker.analysis.text import fold, normalize
+from worker.analysis.text import combining_marks, fold, normalize
 
 CONTENT_HASH_MIN_CHARS = 40
 
@@ -153,18 +153,7 @@ _LOOKALIKE_CHAR = re.compile(f"[{''.join(_LOOKALIKE)}]")
 _FOLD_EXTRA = (("ı", "i"), ("ø", "o"), ("đ", "d"), ("ł", "l"), ("ß", "ss"), ("æ", "ae"), ("œ", "oe"))
 
 
-def _char_class(codes: Iterable[int]) -> str:
-    """A regex character class of `codes`, consecutive ones as ranges."""
-    spans: list[list[int]] = []
-    for code in sorted(codes):
-        if spans and spans[-1][1] == code - 1:
-            spans[-1][1] = code
-        else:
-            spans.append([code, code])
-    return "[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in spans) + "]"
-
-
-_COMBINING_MARK = re.compile(_char_class(c for c in range(0x10000) if unicodedata.combining(chr(c))))
+_COMBINING_MARK = combining_marks()
 
 # Cyrillic (Russian, Kazakh, Kyrgyz, Ukrainian letters) to Latin, for keying names across scripts.
 _CYRILLIC_LATIN = {

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import ahocorasick
 
-from worker.analysis.text import fold_with_offsets, repair_mixed_script
+from worker.analysis.text import char_class, combining_marks, fold_with_offsets, repair_mixed_script
 
 # ---------------------------------------------------------------------------------------------------------
 # Defaults: what a rule file gets for every setting it leaves out.
@@ -221,23 +221,6 @@ _IDENTITY_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
 _SPECIAL_RANGES = ((0xAC00, 0xD7A3), (0xD800, 0xDFFF), (0x10000, 0x10FFFF))
 
 
-def _char_class(codes: Iterable[int], ranges: Iterable[tuple[int, int]] = ()) -> str:
-    spans: list[list[int]] = []
-    for code in sorted(codes):
-        if spans and spans[-1][1] == code - 1:
-            spans[-1][1] = code
-        else:
-            spans.append([code, code])
-    parts = [f"\\U{a:08x}-\\U{b:08x}" if a != b else f"\\U{a:08x}" for a, b in spans]
-    parts += [f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges]
-    return "[" + "".join(parts) + "]"
-
-
-@functools.cache
-def _combining_marks() -> re.Pattern[str]:
-    return re.compile(_char_class(c for c in range(0x300, _BMP_END) if unicodedata.combining(chr(c))))
-
-
 def _fold_plain(segment: str) -> str:
     """The fold of a run of plain characters, one character for one."""
     for source, target in _BEFORE_LOWER:
@@ -254,7 +237,7 @@ def _fold_plain(segment: str) -> str:
     ascii_only = decomposed.encode("ascii", "ignore")
     if len(ascii_only) == len(folded):
         return ascii_only.decode("ascii")
-    return _combining_marks().sub("", decomposed)
+    return combining_marks().sub("", decomposed)
 
 
 @functools.cache
@@ -268,7 +251,7 @@ def _special_class() -> str:
         reference = _unify_apostrophes(fold_with_offsets(ch)[0])
         if len(reference) != 1 or reference != _fold_plain(ch):
             special.append(code)
-    return _char_class(special, _SPECIAL_RANGES)
+    return char_class(special, _SPECIAL_RANGES)
 
 
 @functools.cache

@@ -14,8 +14,10 @@ this module so that the same decision is made in one place.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from collections.abc import Iterable
 
 # Letters that look alike across Latin, Cyrillic and Greek. A word written mostly in one script gets its
 # stray letters from the other scripts mapped to this script's look-alike.
@@ -181,3 +183,22 @@ def fold_with_offsets(text: str) -> tuple[str, list[int]]:
 def words(text: str) -> list[str]:
     """The folded words of `text`; apostrophes split ("Kazakistan'ın" → "kazakistan", "in")."""
     return _WORD.findall(fold(text))
+
+
+def char_class(codes: Iterable[int], ranges: Iterable[tuple[int, int]] = ()) -> str:
+    """A regex character class of `codes` (consecutive ones as ranges) and of the inclusive `ranges`."""
+    spans: list[list[int]] = []
+    for code in sorted(codes):
+        if spans and spans[-1][1] == code - 1:
+            spans[-1][1] = code
+        else:
+            spans.append([code, code])
+    parts = [f"\\U{a:08x}-\\U{b:08x}" if a != b else f"\\U{a:08x}" for a, b in spans]
+    parts += [f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges]
+    return "[" + "".join(parts) + "]"
+
+
+@functools.cache
+def combining_marks() -> re.Pattern[str]:
+    """Every combining mark of the Basic Multilingual Plane (the diacritics NFD splits off)."""
+    return re.compile(char_class(c for c in range(0x300, 0x10000) if unicodedata.combining(chr(c))))
