@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from feedgen import DEFAULT_SEED, make_feed
-from runner import BenchmarkError, positive, run_in_workdir
+from runner import BenchmarkError, percentile, positive, run_in_workdir
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -419,17 +419,6 @@ def store(config: Path) -> Iterator[sqlite3.Connection]:
 
 
 # -- statistics --------------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Linear interpolation between the closest ranks (numpy's default)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * fraction
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass(frozen=True)

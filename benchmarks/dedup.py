@@ -42,6 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from runner import nearest_rank
 from sqlmodel import Session, SQLModel
 
 from worker.analysis.dedup import (
@@ -192,7 +193,7 @@ Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[int, int, 
 def _rows(args: tuple[int, int, int]) -> Rows:
     """The rows of articles `first` to `last - 1`: article, dedup_profile, fingerprint, dedup_story_term."""
     seed, first, last = args
-    vocabulary = _worker_vocabulary(seed)
+    vocabulary = worker_vocabulary(seed)
     articles: list[tuple[Any, ...]] = []
     profiles: list[tuple[Any, ...]] = []
     keys: list[tuple[int, int, int]] = []
@@ -235,7 +236,8 @@ def _rows(args: tuple[int, int, int]) -> Rows:
 _VOCABULARY: Vocabulary | None = None
 
 
-def _worker_vocabulary(seed: int) -> Vocabulary:
+def worker_vocabulary(seed: int) -> Vocabulary:
+    """The vocabulary of `seed`, built once per (worker) process."""
     global _VOCABULARY
     if _VOCABULARY is None:
         _VOCABULARY = Vocabulary(seed)
@@ -313,16 +315,11 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def latency_summary(seconds: list[float]) -> dict[str, float]:
     ms = [s * 1000 for s in seconds]
     return {
-        "p50_ms": round(percentile(ms, 0.5), 3),
-        "p99_ms": round(percentile(ms, 0.99), 3),
+        "p50_ms": round(nearest_rank(ms, 0.5), 3),
+        "p99_ms": round(nearest_rank(ms, 0.99), 3),
         "mean_ms": round(statistics.fmean(ms), 3),
         "max_ms": round(max(ms), 3),
     }

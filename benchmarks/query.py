@@ -5,7 +5,7 @@ API's /api/search under concurrent load, in one run.
                                [--duration 20] [--db PATH] [--keep] [--no-api] [--json]
 
 1. Fill a SQLite store with `--articles` synthetic articles by bulk insert, in the real schema (migrations
-   0001 and 0002): a Zipf vocabulary of 40,000 words and 20,000 names as in benchmarks/dedup.py, one
+   0001 and 0002): the Zipf vocabulary of benchmarks/dedup.py (40,000 words, 20,000 names), one
    article in eight with Kazakhstan/OTS sentences (some in Kazakh and Turkish, so folding has work to do),
    500 feeds, 1 % seeds, 5 % exact duplicates of earlier articles, tags (kazakhstan, ots and three topic
    tags from 6 % down to 0.05 %), published over three years. The rows are generated in `--workers`
@@ -55,6 +55,8 @@ from urllib.parse import urlencode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from dedup import NAMES, Vocabulary, article_rng, worker_vocabulary  # noqa: E402
+from runner import nearest_rank  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from worker.config import default_api_workers  # noqa: E402
@@ -73,10 +75,9 @@ TARGET_P95_MS = 50.0
 TARGET_API_P95_MS = 80.0
 PAGE = 20
 CHUNK = 5_000
-VOCABULARY = 40_000
-NAMES = 20_000
 FEEDS = 500
 OUTLETS = 200
+OUTLET_KINDS = ("Times", "News", "Post", "Daily")
 SPAN_DAYS = 3 * 365
 START = datetime(2023, 1, 1, tzinfo=UTC)
 END = START + timedelta(days=SPAN_DAYS)
@@ -108,21 +109,8 @@ KINDS = (
 # --- synthetic articles --------------------------------------------------------------------------------
 
 
-class Vocabulary:
-    """Deterministic words and names drawn by Zipf's law, as in benchmarks/dedup.py."""
-
-    def __init__(self, seed: int) -> None:
-        rng = random.Random(seed)
-        letters = "abcdefghiklmnoprstuvyz"
-        self.words = ["".join(rng.choices(letters, k=rng.randint(2, 10))) for _ in range(VOCABULARY)]
-        syllables = [c + v for c in "bdgklmnprstvz" for v in "aeiou"]
-        self.names = ["".join(rng.choices(syllables, k=rng.randint(2, 4))).capitalize() for _ in range(NAMES)]
-        self.word_weights = list(itertools.accumulate(1 / rank for rank in range(1, VOCABULARY + 1)))
-        self.name_weights = list(itertools.accumulate(1 / rank for rank in range(1, NAMES + 1)))
-        self.outlets = [
-            f"{self.names[i * 7 % NAMES]} {rng.choice(['Times', 'News', 'Post', 'Daily'])}"
-            for i in range(OUTLETS)
-        ]
+def outlet_name(vocabulary: Vocabulary, index: int) -> str:
+    return f"{vocabulary.names[index * 7 % NAMES]} {OUTLET_KINDS[index % len(OUTLET_KINDS)]}"
 
 
 @dataclass(frozen=True)
@@ -132,10 +120,6 @@ class Synthetic:
     published: datetime
     topical: tuple[int, ...]  # indexes into TOPICAL_SENTENCES
     tags: tuple[str, ...]
-
-
-def article_rng(seed: int, article_id: int) -> random.Random:
-    return random.Random(seed * 1_000_003 + article_id)
 
 
 def _sentence(vocabulary: Vocabulary, rng: random.Random) -> str:
@@ -181,7 +165,7 @@ Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 def _rows(args: tuple[int, int, int, int]) -> Rows:
     """The rows of articles `first` to `last - 1`: article and article_tag."""
     seed, first, last, total = args
-    vocabulary = _worker_vocabulary(seed)
+    vocabulary = worker_vocabulary(seed)
     articles: list[tuple[Any, ...]] = []
     tags: list[tuple[Any, ...]] = []
     fetched = END.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -196,7 +180,7 @@ def _rows(args: tuple[int, int, int, int]) -> Rows:
             doc = synthetic(vocabulary, seed, article_id, total)
         seed_row = DUPLICATE_SHARE <= roll < DUPLICATE_SHARE + SEED_SHARE
         feed_id = None if seed_row else 1 + article_id % FEEDS
-        outlet = "seed" if seed_row else vocabulary.outlets[article_id % FEEDS % OUTLETS]
+        outlet = "seed" if seed_row else outlet_name(vocabulary, article_id % FEEDS % OUTLETS)
         articles.append(
             (
                 article_id,
@@ -217,16 +201,6 @@ def _rows(args: tuple[int, int, int, int]) -> Rows:
         evidence = json.dumps([{"term": "synthetic", "field": "text"}])
         tags.extend((article_id, tag, round(1 + rng.random(), 4), evidence) for tag in doc.tags)
     return articles, tags
-
-
-_VOCABULARY: Vocabulary | None = None
-
-
-def _worker_vocabulary(seed: int) -> Vocabulary:
-    global _VOCABULARY
-    if _VOCABULARY is None:
-        _VOCABULARY = Vocabulary(seed)
-    return _VOCABULARY
 
 
 def fill(db: Path, articles: int, seed: int, workers: int) -> dict[str, Any]:
@@ -357,16 +331,11 @@ def make_queries(seed: int, per_kind: int, articles: int) -> list[Query]:
     return queries
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def summary(ms: list[float]) -> dict[str, float]:
     return {
         "n": len(ms),
-        "p50_ms": round(percentile(ms, 0.5), 2),
-        "p95_ms": round(percentile(ms, 0.95), 2),
+        "p50_ms": round(nearest_rank(ms, 0.5), 2),
+        "p95_ms": round(nearest_rank(ms, 0.95), 2),
         "mean_ms": round(statistics.fmean(ms), 2),
         "max_ms": round(max(ms), 2),
     }

@@ -1,11 +1,11 @@
-"""What every benchmark script shares: its error type, argument checks, and running in a work directory."""
+"""What the benchmark scripts share: the error type, argument checks, percentiles, a work directory."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -22,6 +22,31 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, not {text!r}")
     return value
+
+
+def host_count(text: str) -> int:
+    """argparse type: how many loopback addresses (127.0.0.1 … 127.0.0.254) to spread servers over."""
+    value = positive(text)
+    if value > 254:
+        raise argparse.ArgumentTypeError(f"expected at most 254 hosts, not {value}")
+    return value
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Linear interpolation between the closest ranks (numpy's default)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def nearest_rank(values: Sequence[float], fraction: float) -> float:
+    """The value at rank `fraction × n` of the sorted values (no interpolation)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def run_in_workdir(

@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from feedgen import DEFAULT_SEED, Feed, feed_urls, generate_feeds, make_feed, render, write_opml  # noqa: E402
 from nginx import ServerError, free_port, serve_folder, use_nginx  # noqa: E402
-from runner import BenchmarkError, positive, run_in_workdir  # noqa: E402
+from runner import BenchmarkError, host_count, percentile, positive, run_in_workdir  # noqa: E402
 from sqlalchemy import func, text, update  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
@@ -90,17 +90,6 @@ def progress(message: str) -> None:
 
 
 # -- statistics ----------------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Linear interpolation between the closest ranks (numpy's default)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * fraction
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _epoch(value: datetime | str) -> float:
@@ -755,7 +744,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--change-share", type=_share, default=DEFAULT_CHANGE_SHARE, help="feeds gaining an item per cycle"
     )
     parser.add_argument("--workers", type=positive, default=DEFAULT_WORKERS, help="PostgreSQL workers (3)")
-    parser.add_argument("--hosts", type=_host_count, default=DEFAULT_HOSTS, help="loopback addresses (50)")
+    parser.add_argument("--hosts", type=host_count, default=DEFAULT_HOSTS, help="loopback addresses (50)")
     parser.add_argument("--slow-feeds", type=positive, default=DEFAULT_SLOW_FEEDS, help="slow feeds (3,000)")
     parser.add_argument(
         "--slow-delay", type=_seconds, default=DEFAULT_SLOW_DELAY, help="seconds each slow answer takes (0.5)"
@@ -805,13 +794,6 @@ def _share(text: str) -> float:
         value = -1.0
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"expected a share above 0 and at most 1, not {text!r}")
-    return value
-
-
-def _host_count(text: str) -> int:
-    value = positive(text)
-    if value > 254:  # 127.0.0.1 … 127.0.0.254
-        raise argparse.ArgumentTypeError(f"expected at most 254 hosts, not {value}")
     return value
 
 
