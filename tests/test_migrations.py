@@ -25,6 +25,7 @@ from worker.store.fts import (
     PG_VECTOR_COLUMN,
     PG_VECTOR_INDEX,
     SQLITE_TRIGGERS,
+    SQLITE_WINDOW_INDEX,
     is_search_object,
 )
 
@@ -44,8 +45,8 @@ def _differences(engine: Engine) -> list[Any]:
 def _search_objects(connection: Connection) -> set[str]:
     """The full-text index's objects present in the store."""
     if connection.dialect.name == "sqlite":
-        query = text("SELECT name FROM sqlite_master WHERE name = :table OR type = 'trigger'")
-        rows = connection.execute(query, {"table": FTS_TABLE})
+        query = text("SELECT name FROM sqlite_master WHERE name IN (:table, :index) OR type = 'trigger'")
+        rows = connection.execute(query, {"table": FTS_TABLE, "index": SQLITE_WINDOW_INDEX})
         return {row[0] for row in rows}
     found = {str(column["name"]) for column in inspect(connection).get_columns("article")} & {
         PG_VECTOR_COLUMN
@@ -59,7 +60,7 @@ def _search_objects(connection: Connection) -> set[str]:
 
 def _expected(connection: Connection) -> set[str]:
     if connection.dialect.name == "sqlite":
-        return {FTS_TABLE, *SQLITE_TRIGGERS}
+        return {FTS_TABLE, SQLITE_WINDOW_INDEX, *SQLITE_TRIGGERS}
     return {PG_VECTOR_COLUMN, PG_VECTOR_INDEX, *PG_FUNCTIONS}
 
 

@@ -27,6 +27,7 @@ from worker.store import search as search_module
 from worker.store.articles import NewArticle, store_items
 from worker.store.db import session_scope
 from worker.store.dedup_index import DedupIndex
+from worker.store.fts import SQLITE_WINDOW_INDEX
 from worker.store.models import SOURCE_FEED, Article, ArticleTag, Feed
 from worker.store.search import SearchFilters, SearchPage, parse_since, parse_until, search
 from worker.store.search_syntax import tokens
@@ -253,6 +254,27 @@ def test_title_checks_in_python_and_by_the_index_agree(
     assert ranks == {search_module.TITLE_RANK, search_module.TEXT_RANK}
     monkeypatch.setattr(search_module, "TITLE_CHECK_ROWS", 0)
     assert ranked() == in_python
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # SQLite's window index only
+def test_the_usual_window_joins_through_its_index(corpus: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without article filters but "not a duplicate", SQLite's window reads duplicate_of from its narrow
+    index (INDEXED BY: SQLite fails the query if it cannot), with the same hits as through the rows."""
+    usual = [
+        SearchFilters(query=q) for q in ("aktau", "tokayev OR delegation", '"caspian shipping"', "ship*")
+    ]
+    usual.append(SearchFilters(query="aktau", tags=("kazakhstan",)))
+    assert all(SQLITE_WINDOW_INDEX in search_module._window_index(case) for case in usual)
+    for other in ({"since": DAY}, {"feed": KZ_FEED}, {"include_duplicates": True}, {"story_id": "s"}):
+        assert search_module._window_index(SearchFilters(query="aktau", **other)) == ""
+
+    def pages() -> list[list[int]]:
+        return [[hit.id for hit in corpus.page(case).hits] for case in usual]
+
+    through_index = pages()
+    assert all(through_index) and corpus.ids["port-copy"] not in through_index[0]
+    monkeypatch.setattr(search_module, "_window_index", lambda _filters: "")
+    assert pages() == through_index
 
 
 def test_ranked_filters_agree_with_the_listing(corpus: Corpus) -> None:

@@ -1,4 +1,4 @@
-"""What the full-text index sees of an article, and the names of its objects (built by migration 0002).
+"""What the full-text index sees of an article, and the names of its objects (migrations 0002 and 0003).
 
 The index holds folded text (`worker.analysis.text.fold`), the form queries are folded to
 (`worker.store.search_syntax`), so both sides agree on case, diacritics, Turkish dotless i, look-alike
@@ -8,7 +8,8 @@ letters in raw titles and the like — which the engines' own folding does not d
   `article` write `nw_fold(column)` into it. `nw_fold` is `fold` itself, registered on every connection
   `worker.store.db.make_engine` opens. So a connection without it (the sqlite3 shell) cannot insert, update
   or delete articles; and FTS5's 'rebuild' must not be used, it would index the unfolded columns — reindex
-  with 'delete-all' and INSERT … SELECT nw_fold(…) instead.
+  with 'delete-all' and INSERT … SELECT nw_fold(…) instead. An index `article_fts_window` on article (id,
+  duplicate_of) serves the search window's join (`worker.store.search._ranked`).
 - PostgreSQL: generated column `article.search_vector` (tsvector, GIN index `ix_article_search_vector`)
   computed by SQL functions that apply the same folding as `fold`, character for character (tested); it is
   not part of the models, so the ORM never reads or writes it.
@@ -23,6 +24,9 @@ from worker.analysis.text import fold
 SQLITE_FOLD_FUNCTION = "nw_fold"
 FTS_TABLE = "article_fts"
 SQLITE_TRIGGERS = ("article_fts_insert", "article_fts_delete", "article_fts_update")
+# article (id, duplicate_of): the search window's join reads a match's duplicate_of from here rather than from
+# the wide article row (migration 0003).
+SQLITE_WINDOW_INDEX = "article_fts_window"
 
 PG_VECTOR_COLUMN = "search_vector"
 PG_VECTOR_INDEX = "ix_article_search_vector"

@@ -34,7 +34,7 @@ from sqlmodel import Session, col, or_, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from worker.redact import redact_url
-from worker.store.fts import FTS_TABLE, PG_RANK_WEIGHTS, PG_VECTOR_COLUMN
+from worker.store.fts import FTS_TABLE, PG_RANK_WEIGHTS, PG_VECTOR_COLUMN, SQLITE_WINDOW_INDEX
 from worker.store.models import SOURCE_FEED, SOURCE_SEED, Article, ArticleTag, Feed
 from worker.store.search_syntax import (
     Node,
@@ -364,7 +364,8 @@ def _ranked(
         # each rowid it is given) and hands its rows over newest first.
         conditions, params = _sqlite_conditions(session, filters)
         window = (
-            f"SELECT article.id FROM {FTS_TABLE} JOIN article ON article.id = {FTS_TABLE}.rowid "
+            f"SELECT article.id FROM {FTS_TABLE} JOIN article{_window_index(filters)} "
+            f"ON article.id = {FTS_TABLE}.rowid "
             f"WHERE {FTS_TABLE} MATCH ?{''.join(' AND ' + c for c in conditions)} "
             f"ORDER BY {FTS_TABLE}.rowid DESC LIMIT {RANK_WINDOW}"
         )
@@ -397,6 +398,19 @@ def _ranked(
         key, last = after
         statement = statement.where(or_(page.c.score > key, sa.and_(page.c.score == key, page.c.id < last)))
     return [(int(row[0]), float(row[1])) for row in session.connection().execute(statement)]
+
+
+def _window_index(filters: SearchFilters) -> str:
+    """For the usual search — the article filter is only "not a duplicate" — the SQLite window's join reads
+    SQLITE_WINDOW_INDEX, where SQLite's planner would read each match's wide article row. Other filters keep
+    the planner's choice (they need the row, or an index of their own serves them better)."""
+    if filters.include_duplicates or filters.duplicates_of is not None:
+        return ""
+    if any(value is not None for value in (filters.feed, filters.since, filters.until, filters.source)):
+        return ""
+    if filters.story_id is not None:
+        return ""
+    return f" INDEXED BY {SQLITE_WINDOW_INDEX}"
 
 
 _TITLE_MATCHES = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ? AND rowid BETWEEN ? AND ?"
