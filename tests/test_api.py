@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -398,6 +398,21 @@ def _wait_for_workers(pid: int, count: int, without: frozenset[int] = frozenset(
     return workers
 
 
+def _connections(pids: Iterable[int], port: int) -> dict[int, int]:
+    """How many established TCP connections to `port` each of `pids` holds (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
+                inodes.add(f"socket:[{fields[9]}]")
+    counts = {}
+    for pid in pids:
+        links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        counts[pid] = sum(link in inodes for link in links)
+    return counts
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker processes from /proc")
 def test_serve_spreads_connections_over_its_workers_and_replaces_one_that_dies(tmp_path: Path) -> None:
     config = write_config(tmp_path, "[api]\nworkers = 2\n")
@@ -407,9 +422,15 @@ def test_serve_spreads_connections_over_its_workers_and_replaces_one_that_dies(t
         base = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
         assert base is not None
         before = _wait_for_workers(server.process.pid, 2)
-        for _ in range(60):  # a new connection each: the kernel spreads them over the workers' sockets
-            with httpx.Client(timeout=30) as client:
+        port = int(base.group(1).rstrip("/").rsplit(":", 1)[1])
+        clients = [httpx.Client(timeout=30) for _ in range(20)]
+        try:  # 20 connections held open at once: the server hands them out in turn, ten each
+            for client in clients:
                 assert client.get(base.group(1) + "api/articles", params={"limit": 100}).status_code == 200
+            assert list(_connections(before, port).values()) == [10, 10]
+        finally:
+            for client in clients:
+                client.close()
         after = _children(server.process.pid)
         assert all(after[pid] - before[pid] >= 0.02 for pid in before), (before, after)  # each one served
 

@@ -63,11 +63,10 @@ def check_binding(host: str, token: str | None) -> None:
         )
 
 
-def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (0: a free port); one clear error when the address cannot be had.
 
     Connections made before uvicorn runs wait in the backlog, so the server is ready from here on.
-    `reuse_port`: one of several sockets on the same address, the kernel spreading connections over them.
     """
     sock = None
     try:
@@ -76,8 +75,6 @@ def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
         )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(BACKLOG)
     except OSError as exc:
@@ -87,37 +84,16 @@ def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-def listen_each(host: str, port: int, count: int) -> list[socket.socket]:
-    """`count` listening sockets on host:port, one per worker process (SO_REUSEPORT, where the OS has it).
-
-    With one shared socket, whichever worker wakes first accepts a whole burst of connections, and keeps
-    them: clients reuse their connections, so one process would serve while the others idle. With one
-    socket each, the kernel spreads new connections over the workers.
-    """
-    if count == 1 or not hasattr(socket, "SO_REUSEPORT"):
-        return [listen(host, port)] * count  # elsewhere the workers share one socket as best they can
-    # An ordinary bind first: it fails when anything holds the port (another server with SO_REUSEPORT
-    # would otherwise silently share it) and picks the port when asked for any.
-    with listen(host, port) as probe:
-        port = probe.getsockname()[1]
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sockets.append(listen(host, port, reuse_port=True))
-    except NewswatchError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
 def base_url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}/" if sock.family == socket.AF_INET6 else f"http://{host}:{port}/"
 
 
-def make_server(app: Any, *, access_log: bool = False) -> uvicorn.Server:
-    """uvicorn for `app`, logging through Newswatch's own set-up (its start-up chatter only at DEBUG)."""
+def make_server(
+    app: Any, *, access_log: bool = False, channel: socket.socket | None = None
+) -> uvicorn.Server:
+    """uvicorn for `app`, logging through Newswatch's own set-up (its start-up chatter only at DEBUG); with
+    a `channel`, serving the connections handed over on it (`worker.api.handoff`)."""
     import uvicorn  # here, not at the top: every other command starts faster without it
 
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
@@ -131,6 +107,10 @@ def make_server(app: Any, *, access_log: bool = False) -> uvicorn.Server:
         timeout_graceful_shutdown=STOP_GRACE,
         lifespan="on",
     )
+    if channel is not None:
+        from worker.api.handoff import HandedServer
+
+        return HandedServer(config, channel)
     return uvicorn.Server(config)
 
 
@@ -165,8 +145,9 @@ def _stop_with(parent: int) -> None:
         raise SystemExit(0)
 
 
-def _worker_main(factory: AppFactory, sock: socket.socket, access_log: bool, parent: int) -> None:
-    """A worker process: the app on its own socket until SIGTERM (from the parent) or SIGINT."""
+def _worker_main(factory: AppFactory, channel: socket.socket, access_log: bool, parent: int) -> None:
+    """A worker process: the app, on the connections the parent hands over on `channel`, until SIGTERM
+    (from the parent) or SIGINT."""
     # uvicorn stops gracefully on either, then raises the signal again for the handler it found: these
     # do nothing, so the worker ends with status 0. Ctrl-C reaches the parent too, which stops them all.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
@@ -178,30 +159,66 @@ def _worker_main(factory: AppFactory, sock: socket.socket, access_log: bool, par
         log.error("an API worker cannot start: %s", exc)
         raise SystemExit(WORKER_STARTUP_FAILED) from exc
     factory.started.put(os.getpid())
-    make_server(app, access_log=access_log).run(sockets=[sock])
+    make_server(app, access_log=access_log, channel=channel).run()
 
 
 class Workers:
-    """Several server processes, one socket each, until SIGTERM/SIGINT. One that dies is replaced; one
-    that cannot start stops them all (the next would fail the same way)."""
+    """Several server processes until SIGTERM/SIGINT. This process accepts the connections and hands each
+    to the next worker in turn (`worker.api.handoff`). One that dies is replaced; one that cannot start
+    stops them all (the next would fail the same way)."""
 
-    def __init__(self, factory: AppFactory, sockets: list[socket.socket], *, access_log: bool) -> None:
+    def __init__(self, factory: AppFactory, listener: socket.socket, count: int, *, access_log: bool) -> None:
         self._factory = factory
-        self._sockets = sockets
+        self._listener = listener
+        self._count = count
         self._access_log = access_log
         self._context = multiprocessing.get_context("spawn")
         self._stop = threading.Event()
         self._processes: list[Any] = []
+        self._channels: list[socket.socket] = []  # this process's end of each worker's channel
 
     def _start(self, index: int) -> Any:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         process = self._context.Process(
             target=_worker_main,
-            args=(self._factory, self._sockets[index], self._access_log, os.getpid()),
+            args=(self._factory, theirs, self._access_log, os.getpid()),
             name=f"newswatch-api-{index + 1}",
             daemon=True,  # never outlive this process, whatever ends it
         )
         process.start()
+        theirs.close()
+        if index < len(self._channels):
+            self._channels[index].close()  # a dead worker's: connections still queued there are dropped
+            self._channels[index] = ours
+        else:
+            self._channels.append(ours)
         return process
+
+    def _dispatch(self) -> None:
+        """Accepts connections and hands each to the next worker in turn, skipping any that cannot take it
+        (gone, or too far behind), until the stop."""
+        from worker.api.handoff import hand_over
+
+        turn = 0
+        while not self._stop.is_set():
+            try:
+                connection, _address = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if not self._stop.is_set():  # out of file descriptors, say: let some close
+                    log.warning("cannot accept a connection: %s", exc.strerror or exc)
+                    self._stop.wait(WORKER_CHECK_INTERVAL)
+                continue
+            with connection:
+                channels = list(self._channels)
+                for offset in range(len(channels)):
+                    try:
+                        hand_over(channels[(turn + offset) % len(channels)], connection)
+                    except OSError:
+                        continue
+                    break
+                turn += 1
 
     def run(self, on_ready: Callable[[], None]) -> None:
         """Calls `on_ready` once every worker has its app. Raises NewswatchError when one could not."""
@@ -211,9 +228,12 @@ class Workers:
         )
         listener.start()
         failed = False
-        waiting = len(self._sockets)
+        waiting = self._count
+        self._listener.settimeout(WORKER_CHECK_INTERVAL)  # the dispatcher looks for the stop this often
+        dispatcher = threading.Thread(target=self._dispatch, name="newswatch-api-accept", daemon=True)
         try:
-            self._processes = [self._start(index) for index in range(len(self._sockets))]
+            self._processes = [self._start(index) for index in range(self._count)]
+            dispatcher.start()
             while not self._stop.wait(WORKER_CHECK_INTERVAL):
                 while waiting and not self._factory.started.empty():
                     self._factory.started.get()
@@ -234,6 +254,9 @@ class Workers:
                     )
                     self._processes[index] = self._start(index)
         finally:
+            self._stop.set()
+            if dispatcher.is_alive():
+                dispatcher.join()
             for process in self._processes:
                 if process.is_alive():
                     process.terminate()  # SIGTERM: uvicorn finishes the requests in flight
@@ -242,6 +265,8 @@ class Workers:
                 if process.is_alive():
                     process.kill()
                     process.join()
+            for channel in self._channels:
+                channel.close()
             listener.stop()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
@@ -266,9 +291,9 @@ def serve(
     host = host if host is not None else api.host
     check_binding(host, api.token)
     runtime = open_store(ctx)
-    sockets = listen_each(host, api.port if port is None else port, api.workers)
+    sock = listen(host, api.port if port is None else port)
     access_log = options(ctx).log_level.lower() == "debug"
-    url = base_url(sockets[0])
+    url = base_url(sock)
     notifier = Notifier.from_environment()
 
     def ready() -> None:
@@ -285,15 +310,14 @@ def serve(
             runtime.engine.dispose()  # each worker opens its own connections; this process serves none
             spawn = multiprocessing.get_context("spawn")
             factory = AppFactory(options(ctx).config, options(ctx).log_level, spawn.Queue(), spawn.Queue())
-            Workers(factory, sockets, access_log=access_log).run(on_ready=ready)
+            Workers(factory, sock, api.workers, access_log=access_log).run(on_ready=ready)
         else:
             from worker.api.app import create_app  # here: FastAPI loads only for this command
 
             server = make_server(create_app(runtime), access_log=access_log)
             ready()  # connections made from here on wait in the backlog
-            server.run(sockets=sockets)
+            server.run(sockets=[sock])
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for sock in sockets:
-            sock.close()
+        sock.close()
         notifier.close()
