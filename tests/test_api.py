@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -20,12 +21,14 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
+import uvicorn
 from lxml import etree
 
 from tests.apiserver import SECRET_FEED, TOKEN, SampleStore, live_server, sample_store, set_last_success
 from tests.conftest import REPO, write_config
 from tests.running import RunningDaemon
 from worker.api.app import create_app
+from worker.api.handoff import HandedServer, hand_over
 from worker.cli.serve import listen
 from worker.config import load_settings
 from worker.errors import ConfigError, NewswatchError
@@ -442,6 +445,33 @@ def test_serve_spreads_connections_over_its_workers_and_replaces_one_that_dies(t
         assert server.stop() == 0
     assert "Traceback" not in server.output
     assert not _children(server.process.pid)
+
+
+def test_a_worker_takes_every_connection_handed_over_at_once() -> None:
+    """All connections waiting on the channel are taken in one turn of the event loop: a turn can be long
+    (each connection with a request gets its search run), and one a turn left a burst's last waiting."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server = HandedServer(uvicorn.Config(app=create_app), theirs)
+    taken: list[socket.socket] = []
+
+    async def take(_loop: asyncio.AbstractEventLoop, connection: socket.socket) -> None:
+        taken.append(connection)
+
+    async def one_turn() -> None:
+        theirs.setblocking(False)
+        server._receive(asyncio.get_running_loop())
+        await asyncio.sleep(0)  # the tasks it started run
+
+    server._take = take  # type: ignore[method-assign,assignment]
+    connections = [socket.socket() for _ in range(3)]
+    with ours, theirs:
+        for connection in connections:
+            hand_over(ours, connection)
+            connection.close()
+        asyncio.run(one_turn())
+    assert len(taken) == 3
+    for connection in taken:
+        connection.close()
 
 
 def test_serve_stops_when_its_workers_cannot_start(tmp_path: Path) -> None:

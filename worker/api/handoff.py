@@ -40,17 +40,20 @@ class HandedServer(uvicorn.Server):
         loop.add_reader(self._channel.fileno(), self._receive, loop)
 
     def _receive(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            data, descriptors, _flags, _address = socket.recv_fds(self._channel, 1, 1)
-        except BlockingIOError:
-            return
-        if not data:  # the parent closed its end: no more connections will come (it stops this worker)
-            loop.remove_reader(self._channel.fileno())
-            return
-        for descriptor in descriptors:
-            task = loop.create_task(self._take(loop, socket.socket(fileno=descriptor)))
-            self._taking.add(task)
-            task.add_done_callback(self._taking.discard)
+        # Every connection waiting, not one: a turn of the event loop can take long (each connection with a
+        # request gets its search run), and taking one a turn left the last of a burst unserved for seconds.
+        while True:
+            try:
+                data, descriptors, _flags, _address = socket.recv_fds(self._channel, 1, 1)
+            except BlockingIOError:
+                return
+            if not data:  # the parent closed its end: no more connections will come (it stops this worker)
+                loop.remove_reader(self._channel.fileno())
+                return
+            for descriptor in descriptors:
+                task = loop.create_task(self._take(loop, socket.socket(fileno=descriptor)))
+                self._taking.add(task)
+                task.add_done_callback(self._taking.discard)
 
     async def _take(self, loop: asyncio.AbstractEventLoop, connection: socket.socket) -> None:
         # What uvicorn's own server does for a connection it accepts (uvicorn.Server.startup's factory).
