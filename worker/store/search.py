@@ -404,11 +404,10 @@ def _window_index(filters: SearchFilters) -> str:
     """For the usual search — the article filter is only "not a duplicate" — the SQLite window's join reads
     SQLITE_WINDOW_INDEX, where SQLite's planner would read each match's wide article row. Other filters keep
     the planner's choice (they need the row, or an index of their own serves them better)."""
-    if filters.include_duplicates or filters.duplicates_of is not None:
-        return ""
-    if any(value is not None for value in (filters.feed, filters.since, filters.until, filters.source)):
-        return ""
-    if filters.story_id is not None:
+    others = (
+        filters.feed, filters.since, filters.until, filters.source, filters.story_id, filters.duplicates_of,
+    )  # fmt: skip
+    if filters.include_duplicates or any(value is not None for value in others):
         return ""
     return f" INDEXED BY {SQLITE_WINDOW_INDEX}"
 

@@ -115,7 +115,7 @@ def _matches(words: list[str], terms: Sequence[Term]) -> list[tuple[int, int, in
             last = words[end - 1]
             if last == term.tokens[-1] or (term.prefix and last.startswith(term.tokens[-1])):
                 found.append((start, end, number))
-    return found if len(terms) == 1 else sorted(found)  # one term's are in order
+    return sorted(found)
 
 
 def _positions(words: list[str], word: str) -> list[int]:
@@ -140,10 +140,6 @@ def _best_window(matches: list[tuple[int, int, int]], terms: Sequence[Term], wid
     # The matches are sorted: the ones starting in a window are the slice between two bisections.
     los = list(map(bisect_left, repeat(starts), firsts))
     his = list(map(bisect_left, repeat(starts), [first + width for first in firsts]))
-    if width > 0 and len(terms) == 1 and len(terms[0].tokens) == 1:
-        # One one-word term: a window's score is its number of matches, the length of its slice.
-        counts = list(map(sub, his, los))
-        return firsts[counts.index(max(counts))]
     phrases = any(len(term.tokens) > 1 for term in terms)
     numbers = [number for _start, _end, number in matches]
     best, best_score = 0, (-1, -1)
